@@ -1,0 +1,74 @@
+import { type IpvsBackend, type IpvsOp, type IpvsTable, type RealServer, type ServiceKey, type VirtualService, realId, serviceId } from './model.ts';
+
+function keyOf(s: ServiceKey): ServiceKey {
+  return s.protocol === 'fwm'
+    ? { protocol: 'fwm', address: '', port: 0, fwmark: s.fwmark, family: s.family }
+    : { protocol: s.protocol, address: s.address, port: s.port };
+}
+
+function serviceAttrsDiffer(a: VirtualService, b: VirtualService): boolean {
+  return (
+    a.scheduler !== b.scheduler ||
+    (a.persistence?.timeoutS ?? 0) !== (b.persistence?.timeoutS ?? 0) ||
+    (a.persistence ? a.persistence.netmask ?? '' : '') !== (b.persistence ? b.persistence.netmask ?? '' : '') ||
+    (a.schedFlags ?? []).join(',') !== (b.schedFlags ?? []).join(',') ||
+    !!a.ops !== !!b.ops
+  );
+}
+
+function realAttrsDiffer(a: RealServer, b: RealServer): boolean {
+  return (
+    a.forwarding !== b.forwarding ||
+    a.weight !== b.weight ||
+    (a.upperThreshold ?? 0) !== (b.upperThreshold ?? 0) ||
+    (a.lowerThreshold ?? 0) !== (b.lowerThreshold ?? 0)
+  );
+}
+
+/**
+ * The operations that turn `actual` into `desired` for the services that `owns` accepts. Services
+ * the caller does not own (someone else's `ipvsadm -A`) are never touched. Deletions of real
+ * servers come before additions inside a service; a forwarding-method change is an edit, which
+ * ipvsadm supports.
+ */
+export function diffTables(actual: IpvsTable, desired: IpvsTable, owns: (k: ServiceKey) => boolean = () => true): IpvsOp[] {
+  const ops: IpvsOp[] = [];
+  const actualById = new Map(actual.services.map((s) => [serviceId(s), s]));
+  const desiredIds = new Set<string>();
+  for (const want of desired.services) {
+    const id = serviceId(want);
+    desiredIds.add(id);
+    const have = actualById.get(id);
+    const key = keyOf(want);
+    if (!have) {
+      ops.push({ op: 'add-service', service: { ...want, reals: [] } });
+      for (const r of want.reals) ops.push({ op: 'add-real', key, real: r });
+      continue;
+    }
+    if (serviceAttrsDiffer(have, want)) ops.push({ op: 'edit-service', service: { ...want, reals: [] } });
+    const haveReals = new Map(have.reals.map((r) => [realId(r), r]));
+    const wantIds = new Set(want.reals.map(realId));
+    for (const r of have.reals) if (!wantIds.has(realId(r))) ops.push({ op: 'delete-real', key, address: r.address, port: r.port });
+    for (const r of want.reals) {
+      const h = haveReals.get(realId(r));
+      if (!h) ops.push({ op: 'add-real', key, real: r });
+      else if (realAttrsDiffer(h, r)) ops.push({ op: 'edit-real', key, real: r });
+    }
+  }
+  for (const have of actual.services) {
+    const id = serviceId(have);
+    if (!desiredIds.has(id) && owns(have)) ops.push({ op: 'delete-service', key: keyOf(have) });
+  }
+  return ops;
+}
+
+/**
+ * Brings a backend's table to `desired` for the owned services: read, diff, apply as one batch.
+ * Returns the operations applied (empty when the table was already right).
+ */
+export async function reconcile(backend: IpvsBackend, desired: IpvsTable, owns: (k: ServiceKey) => boolean): Promise<IpvsOp[]> {
+  const actual = await backend.read();
+  const ops = diffTables(actual, desired, owns);
+  if (ops.length > 0) await backend.apply(ops);
+  return ops;
+}
