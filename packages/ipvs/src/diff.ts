@@ -1,9 +1,27 @@
 import { type IpvsBackend, type IpvsOp, type IpvsTable, type RealServer, type ServiceKey, type VirtualService, realId, serviceId } from './model.ts';
+import { keyOf, normalizeReal, normalizeService } from './table.ts';
 
-function keyOf(s: ServiceKey): ServiceKey {
-  return s.protocol === 'fwm'
-    ? { protocol: 'fwm', address: '', port: 0, fwmark: s.fwmark, family: s.family }
-    : { protocol: s.protocol, address: s.address, port: s.port };
+/**
+ * The service as the table will store it (canonical address, gate/ipip reals on the service port,
+ * host netmask dropped), so that a desired table written the way ldirectord.cf says it (a gate real
+ * on :8080 of a :80 virtual) compares equal to what the table reports and the diff converges. An
+ * entry the table would refuse is left as given: applying it reports the error.
+ */
+function asStored(s: VirtualService): VirtualService {
+  let svc: VirtualService;
+  try {
+    svc = normalizeService(s);
+  } catch {
+    return s;
+  }
+  const reals = s.reals.map((r) => {
+    try {
+      return normalizeReal(svc, r);
+    } catch {
+      return r;
+    }
+  });
+  return { ...svc, reals };
 }
 
 function serviceAttrsDiffer(a: VirtualService, b: VirtualService): boolean {
@@ -33,9 +51,9 @@ function realAttrsDiffer(a: RealServer, b: RealServer): boolean {
  */
 export function diffTables(actual: IpvsTable, desired: IpvsTable, owns: (k: ServiceKey) => boolean = () => true): IpvsOp[] {
   const ops: IpvsOp[] = [];
-  const actualById = new Map(actual.services.map((s) => [serviceId(s), s]));
+  const actualById = new Map(actual.services.map(asStored).map((s) => [serviceId(s), s]));
   const desiredIds = new Set<string>();
-  for (const want of desired.services) {
+  for (const want of desired.services.map(asStored)) {
     const id = serviceId(want);
     desiredIds.add(id);
     const have = actualById.get(id);
@@ -55,7 +73,7 @@ export function diffTables(actual: IpvsTable, desired: IpvsTable, owns: (k: Serv
       else if (realAttrsDiffer(h, r)) ops.push({ op: 'edit-real', key, real: r });
     }
   }
-  for (const have of actual.services) {
+  for (const have of actual.services.map(asStored)) {
     const id = serviceId(have);
     if (!desiredIds.has(id) && owns(have)) ops.push({ op: 'delete-service', key: keyOf(have) });
   }

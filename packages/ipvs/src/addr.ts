@@ -1,0 +1,70 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** Address helpers shared by the table, the rule parser and the listings. */
+
+export type Family = 'inet' | 'inet6';
+
+/** Canonical text of an IP address (IPv6 lower-case and compressed), or undefined if it is none. */
+export function canonicalAddress(text: string): string | undefined {
+  if (isIPv4(text)) return text.split('.').map((o) => String(Number(o))).join('.');
+  if (isIPv6(text)) {
+    try {
+      // The WHATWG URL parser prints IPv6 in RFC 5952 form, which is what inet_ntop prints too.
+      const host = new URL(`http://[${text}]/`).hostname;
+      return host.slice(1, -1);
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+export function familyOf(address: string): Family {
+  return address.includes(':') ? 'inet6' : 'inet';
+}
+
+function ipv4Number(a: string): number {
+  const p = a.split('.').map(Number);
+  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
+}
+
+function ipv6Bytes(a: string): number[] {
+  const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
+  const words = (s: string | undefined): string[] => (s ? s.split(':') : []);
+  const h = words(head);
+  const t = tail === undefined ? [] : words(tail);
+  const expand = (ws: string[]): number[] =>
+    ws.flatMap((w) => {
+      if (w.includes('.')) {
+        const n = ipv4Number(w);
+        return [(n >>> 16) & 0xffff, n & 0xffff];
+      }
+      return [parseInt(w, 16)];
+    });
+  const hw = expand(h);
+  const tw = expand(t);
+  const zeros = tail === undefined ? [] : new Array<number>(8 - hw.length - tw.length).fill(0);
+  return [...hw, ...zeros, ...tw].flatMap((w) => [w >> 8, w & 0xff]);
+}
+
+/** Orders two addresses the way ipvsadm sorts them: by family, then numerically. */
+export function compareAddress(a: string, b: string): number {
+  const fa = familyOf(a);
+  const fb = familyOf(b);
+  if (fa !== fb) return fa === 'inet' ? -1 : 1;
+  if (fa === 'inet') return ipv4Number(a) - ipv4Number(b);
+  const x = ipv6Bytes(a);
+  const y = ipv6Bytes(b);
+  for (let i = 0; i < 16; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return 0;
+}
+
+/** A dotted IPv4 netmask as a prefix length, or undefined when the bits are not contiguous. */
+export function maskPrefix(mask: string): number | undefined {
+  if (!isIPv4(mask)) return undefined;
+  const n = ipv4Number(mask);
+  let len = 0;
+  while (len < 32 && (n & (1 << (31 - len))) !== 0) len++;
+  const rebuilt = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return rebuilt === n ? len : undefined;
+}

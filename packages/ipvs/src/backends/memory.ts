@@ -1,0 +1,56 @@
+import type { IpvsBackend, IpvsOp, IpvsTable } from '../model.ts';
+import { applyOps, normalizeTable, sortedTable } from '../table.ts';
+
+/**
+ * A backend whose table lives in this process, with the kernel's validation: adding a service or
+ * real that exists, editing or deleting one that does not, an unknown scheduler... throw an
+ * IpvsError with ipvsadm's message, and a failing batch leaves the table as it was. For tests of
+ * everything above the backend (ldirectord's policy and loop), and as the reference semantics the
+ * other backends are compared with.
+ */
+export class MemoryBackend implements IpvsBackend {
+  readonly name = 'memory';
+  #table: IpvsTable;
+  /** Every batch applied successfully, in order (tests assert on what was sent). */
+  readonly batches: IpvsOp[][] = [];
+  /** Every batch that was refused, with the error. */
+  readonly refused: { ops: IpvsOp[]; error: unknown }[] = [];
+  #closed = false;
+
+  constructor(initial: IpvsTable = { services: [] }) {
+    this.#table = normalizeTable(initial);
+  }
+
+  /** The current table (a sorted copy). */
+  get table(): IpvsTable {
+    return sortedTable(this.#table);
+  }
+
+  async read(): Promise<IpvsTable> {
+    return sortedTable(this.#table);
+  }
+
+  async apply(ops: readonly IpvsOp[]): Promise<void> {
+    const copy = structuredClone([...ops]);
+    try {
+      this.#table = applyOps(this.#table, copy);
+    } catch (error) {
+      this.refused.push({ ops: copy, error });
+      throw error;
+    }
+    this.batches.push(copy);
+  }
+
+  /** Replaces the table as an operator would behind ldirectord's back (`ipvsadm -C`, a restore). */
+  set(table: IpvsTable): void {
+    this.#table = normalizeTable(table);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
