@@ -32,7 +32,7 @@ describe('membership simulation (virtual time, simulated network)', () => {
     // b's last status left at 10 000 and arrived at 10 003.
     assert.equal(dead[0]!.at, 15_003);
     assert.ok(dead[0]!.at - 10_500 <= slow.deadtimeMs + slow.keepaliveMs);
-    assert.deepEqual(c.seen('a', 'link-dead', 'b').map((e) => [e.link, e.at]), [['eth0', 15_003], ['eth1', 15_003]]);
+    assert.deepEqual(c.seen('a', 'link-dead', 'b').map((e) => [(e as { link: string }).link, e.at]), [['eth0', 15_003], ['eth1', 15_003]]);
   });
 
   it('one medium cut: that link dies, the node does not', () => {
@@ -41,7 +41,7 @@ describe('membership simulation (virtual time, simulated network)', () => {
     c.runUntil(120_000);
     assert.equal(c.seen('a', 'node-dead').length, 0);
     assert.equal(c.seen('b', 'node-dead').length, 0);
-    assert.deepEqual(c.seen('a', 'link-dead', 'b').map((e) => [e.link, e.at]), [['eth0', 15_000]]);
+    assert.deepEqual(c.seen('a', 'link-dead', 'b').map((e) => [(e as { link: string }).link, e.at]), [['eth0', 15_000]]);
     assert.equal(c.node('a').membership.node('b')!.state, 'active');
   });
 
