@@ -16,7 +16,6 @@ export const HEARTBEAT_ERRORS = defineErrors({
   E_HACF_AUTOJOIN: 'autojoin other/any conflicts with haresources (R1) resource management',
   E_HACF_RESPAWN: 'a respawn/failfast line is malformed (relative path, unknown user)',
   E_HACF_APIAUTH: 'an apiauth line names neither uid= nor gid=',
-  E_HACF_DUPLICATE: 'a directive that may appear only once appears again',
   E_HACF_LOCAL_NODE: 'this machine (uname -n) is not listed in a node line (machine-dependent)',
   E_HACF_NO_INTERFACE: 'a medium names a network interface this machine does not have (machine-dependent)',
   E_HACF_NO_DEVICE: 'a serial medium names a device that does not exist (machine-dependent)',

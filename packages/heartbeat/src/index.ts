@@ -1,3 +1,5 @@
 export * from './types.ts';
 export * from './errors.ts';
 export * from './codec.ts';
+export * from './hacf.ts';
+export * from './authkeys.ts';
