@@ -34,6 +34,8 @@ export interface Trailer {
 
 /** A structurally valid packet. Nothing in it is authenticated yet: pass it through `verify`. */
 export interface DecodedPacket {
+  /** `netstring` on UDP; `classic` (`>>>`...`<<<` text) on serial links. */
+  format: 'netstring' | 'classic';
   fields: WireField[];
   /** Bytes 0 .. end of "%%%\n": what the trailer digest covers. */
   signed: Buffer;
@@ -106,7 +108,54 @@ export function decodePacket(buf: Buffer): DecodeResult {
   if (end !== buf.length - 1 || buf[end] !== 0x2c) return fail('auth trailer length does not match the packet');
   const m = /^(\d{1,2}) ([0-9a-fA-F]{1,128})$/.exec(buf.toString('latin1', start, end));
   if (!m) return fail('auth trailer is not "N digest"');
-  return { ok: true, packet: { fields, signed: Buffer.from(signed), trailer: { keyNum: Number(m[1]), digest: m[2]!.toLowerCase() } } };
+  return { ok: true, packet: { format: 'netstring', fields, signed: Buffer.from(signed), trailer: { keyNum: Number(m[1]), digest: m[2]!.toLowerCase() } } };
+}
+
+const CLASSIC_HEAD = Buffer.from('>>>\n');
+const CLASSIC_TAIL = Buffer.from('<<<\n');
+
+/**
+ * The classic text form heartbeat writes on serial links: ">>>\n", one `[(t)]name=value` line per
+ * field (binary in base64), the `auth=N digest` line, "<<<\n". The auth digest covers the other
+ * lines, which is the same computation as the inner auth field of the netstring form.
+ */
+export function decodeClassic(buf: Buffer): DecodeResult {
+  if (!Buffer.isBuffer(buf)) return fail('not a buffer');
+  if (buf.length > MAX_PACKET) return fail(`packet of ${buf.length} bytes is too large`);
+  if (buf.length < 8 || !buf.subarray(0, 4).equals(CLASSIC_HEAD) || !buf.subarray(buf.length - 4).equals(CLASSIC_TAIL)) {
+    return fail('not a ">>>" ... "<<<" message');
+  }
+  const lines = buf.toString('latin1', 4, buf.length - 4).split('\n');
+  if (lines.pop() !== '') return fail('last line is not terminated');
+  if (lines.length > MAX_FIELDS) return fail('too many fields');
+  const fields: WireField[] = [];
+  let auth: WireField | undefined;
+  for (const line of lines) {
+    const m = /^(?:\(([0-5])\))?([^=()]+)=(.*)$/s.exec(line);
+    if (!m) return fail(`bad classic line [${line.slice(0, 40)}]`);
+    const type = m[1] === undefined ? FT_STRING : Number(m[1]);
+    let value: Buffer;
+    if (type === FT_BINARY) {
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(m[3]!)) return fail(`field ${m[2]} is not base64`);
+      value = Buffer.from(m[3]!, 'base64');
+    } else value = Buffer.from(m[3]!, 'latin1');
+    const f = { name: m[2]!, type, value };
+    if (f.name === 'auth') auth = f;
+    else fields.push(f);
+  }
+  if (!auth) return fail('classic message without auth line');
+  const a = /^(\d{1,2}) ([0-9a-fA-F]{1,128})$/.exec(auth.value.toString('latin1'));
+  if (!a) return fail('auth line is not "N digest"');
+  return {
+    ok: true,
+    packet: { format: 'classic', fields: [...fields, auth], signed: classicText(fields), trailer: { keyNum: Number(a[1]), digest: a[2]!.toLowerCase() } },
+  };
+}
+
+/** Either wire form, by its first bytes. */
+export function decodeAny(buf: Buffer): DecodeResult {
+  if (Buffer.isBuffer(buf) && buf.length >= 4 && buf[0] === 0x3e) return decodeClassic(buf);
+  return decodePacket(buf);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,6 +237,26 @@ export function encodePacket(fields: readonly WireField[], key: SignKey, opts: E
   const signed = Buffer.concat([HEAD, ...all.map(fieldBytes), TAIL]);
   const auth = `${key.num} ${digest(key.method, key.secret, signed)}`;
   return Buffer.concat([signed, Buffer.from(`${auth.length}:${auth},`, 'latin1')]);
+}
+
+/** The classic (serial) form of fields, signed with `key`. */
+export function encodeClassic(fields: readonly WireField[], key: SignKey): Buffer {
+  const own = fields.filter((f) => f.name !== 'auth');
+  const text = classicText(own);
+  return Buffer.concat([CLASSIC_HEAD, text, Buffer.from(`auth=${key.num} ${digest(key.method, key.secret, text)}\n`, 'latin1'), CLASSIC_TAIL]);
+}
+
+/**
+ * Re-frames a netstring packet as classic text for a serial link, as heartbeat's serial plugin does.
+ * The inner auth field already is the classic signature; without one (msgfmt netstring) `key` signs.
+ */
+export function netstringToClassic(packet: Buffer, key?: SignKey): Buffer | undefined {
+  const d = decodePacket(packet);
+  if (!d.ok) return undefined;
+  const inner = d.packet.fields.find((f) => f.name === 'auth');
+  const own = d.packet.fields.filter((f) => f.name !== 'auth');
+  if (inner) return Buffer.concat([CLASSIC_HEAD, classicText(own), Buffer.from('auth='), inner.value, Buffer.from('\n'), CLASSIC_TAIL]);
+  return key ? encodeClassic(own, key) : undefined;
 }
 
 /** A string field. */
@@ -380,7 +449,7 @@ export function verify(packet: Buffer, ctx: GateContext): Verdict {
 }
 
 function verifyInner(packet: Buffer, ctx: GateContext): Verdict {
-  const d = decodePacket(packet);
+  const d = decodeAny(packet);
   if (!d.ok) return { ok: false, reason: 'malformed', detail: d.detail };
   const { fields, signed, trailer } = d.packet;
   const key = keyFor(ctx.keys, trailer.keyNum);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Metrics } from '@tandem/core';
 import {
   decodePacket, encodePacket, classicText, crc32hb, digest, verify, ReplayGuard, buildFields, toHbFields,
-  checkInnerAuth, str, FT_BINARY, type WireField, type GateContext,
+  checkInnerAuth, str, FT_BINARY, type WireField, type GateContext, decodeClassic, encodeClassic, netstringToClassic,
 } from '../src/codec.ts';
 import type { AuthKeys } from '../src/types.ts';
 import { captureNames, loadCapture, hexDumpPayloads, type Capture } from './codec-vectors.ts';
@@ -61,6 +61,20 @@ describe('codec: captured heartbeat 3.0.6 packets', () => {
         for (const p of dumps) {
           assert.ok(known.has(p.toString('hex')), 'hex dump packet is among the decoded ones');
           assert.ok(decodePacket(p).ok);
+        }
+      });
+
+      it('every packet re-framed as classic text (serial links) keeps its fields and its signature', () => {
+        for (const v of c.vectors) {
+          const classic = netstringToClassic(v.bytes, c.key)!;
+          assert.ok(classic.subarray(0, 4).toString() === '>>>\n' && classic.subarray(-4).toString() === '<<<\n');
+          const d = decodeClassic(classic);
+          assert.ok(d.ok, `#${v.index}: ${!d.ok && d.detail}`);
+          const own = (fs: WireField[]): string[] => fs.filter((f) => f.name !== 'auth').map((f) => `${f.type}${f.name}=${f.value.toString('hex')}`);
+          assert.deepEqual(own(d.packet.fields), own(v.fields));
+          if (c.innerAuth) assert.equal(`${d.packet.trailer.keyNum} ${d.packet.trailer.digest}`, `${c.key.num} ${v.inner}`);
+          assert.ok(verify(classic, { keys: keysOf(c), knownNodes: undefined, replay: new ReplayGuard() }).ok);
+          assert.deepEqual(encodeClassic(v.fields, c.key), classic);
         }
       });
 
@@ -224,6 +238,20 @@ describe('codec: the authentication gate', () => {
     assert.ok(!badSeq.ok && badSeq.reason === 'malformed');
     const dupSrc = verify(encodePacket([str('t', 'status'), str('src', 'node1'), str('src', 'node2')], k), ctx);
     assert.ok(!dupSrc.ok && dupSrc.reason === 'malformed');
+  });
+});
+
+describe('codec: classic (serial) framing', () => {
+  const k = { num: 1, method: 'sha1' as const, secret: 's3cret' };
+  it('a tampered classic message fails the gate; garbage is malformed', () => {
+    const c = encodeClassic(buildFields([['t', 'status'], ['st', 'up']], { src: 'node1', srcuuid: UUID, seq: 1, hg: 1, ts: 1, ld: 'x', ttl: 3 }), k);
+    assert.ok(verify(c, gate()).ok);
+    const bad = Buffer.from(c.toString('latin1').replace('st=up', 'st=dn'), 'latin1');
+    const r = verify(bad, gate());
+    assert.ok(!r.ok && r.reason === 'bad_auth');
+    for (const g of ['>>>\n<<<\n', '>>>\nt=x\n<<<\n', '>>>\n(1)b=!!\nauth=1 00\n<<<\n', '>>>\nnoequals\nauth=1 0\n<<<\n', '>>>\nt=x']) {
+      assert.equal(decodeClassic(Buffer.from(g)).ok, false, g);
+    }
   });
 });
 
