@@ -1,0 +1,3 @@
+export * from './errors.ts';
+export * from './haresources.ts';
+export * from './runner.ts';
