@@ -1,7 +1,7 @@
 import net from 'node:net';
 import got from 'got';
 import type { CheckSpec, Verdict } from './types.ts';
-import { bracket, CheckFailed, describeError, down, matchReceive, up, withDeadline } from './util.ts';
+import { bracket, CheckAborted, CheckFailed, CheckTimeout, describeError, down, matchReceive, up } from './util.ts';
 
 /**
  * service=http, https and http_proxy, as ldirectord's check_http: GET (or HEAD) of the request on
@@ -35,18 +35,59 @@ export function httpTarget(spec: CheckSpec): HttpTarget {
   return { url, host };
 }
 
+/** What the lean client needs per spec, computed once (specs are long-lived in the scheduler). */
+interface LeanPlan {
+  host: string;
+  port: number;
+  head: string;
+  isHead: boolean;
+  keepAlive: boolean;
+  /** keep-alive: the connection kept from the previous check, if the server left it open. */
+  idle: net.Socket | undefined;
+}
+
+const plans = new WeakMap<CheckSpec, LeanPlan | null>();
+
+function leanPlan(spec: CheckSpec): LeanPlan | null {
+  let plan = plans.get(spec);
+  if (plan !== undefined) return plan;
+  plan = null;
+  if (spec.service === 'http') {
+    const target = httpTarget(spec);
+    if (target.url.protocol === 'http:') {
+      const u = target.url;
+      plan = {
+        host: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+        port: u.port ? Number(u.port) : 80,
+        head: `${spec.httpMethod} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: ${spec.httpKeepAlive ? 'keep-alive' : 'close'}\r\n\r\n`,
+        isHead: spec.httpMethod === 'HEAD',
+        keepAlive: spec.httpKeepAlive === true,
+        idle: undefined,
+      };
+    }
+  }
+  plans.set(spec, plan);
+  return plan;
+}
+
 export async function checkHttp(spec: CheckSpec, signal: AbortSignal): Promise<Verdict> {
   const started = performance.now();
-  if (spec.service === 'http_proxy') return checkViaGot(spec, signal, started);
-  const target = httpTarget(spec);
-  if (target.url.protocol !== 'http:') return checkViaGot(spec, signal, started, target);
+  const plan = leanPlan(spec);
+  if (!plan) return checkViaGot(spec, signal, started);
   try {
-    const res = await withDeadline(spec.negotiateTimeoutMs, signal, (s) => leanRequest(target, spec.httpMethod, s));
-    if (res.status >= 300 && res.status < 400 && res.location) return checkViaGot(spec, signal, started, target);
+    const res = plan.keepAlive
+      ? await keptAliveExchange(plan, signal, spec.negotiateTimeoutMs)
+      : await exchange(plan.host, plan.port, plan.head, plan.isHead, signal, spec.negotiateTimeoutMs);
+    if (res.status >= 300 && res.status < 400 && res.location) return checkViaGot(spec, signal, started);
     return judge(spec, res.status, res.statusText, res.body, started);
   } catch (err) {
     return down(describeError(err), started);
   }
+}
+
+/** The same check through got only (https, redirects; exported so the benchmark can compare). */
+export function checkHttpWithGot(spec: CheckSpec, signal: AbortSignal): Promise<Verdict> {
+  return checkViaGot(spec, signal, performance.now());
 }
 
 function judge(spec: CheckSpec, status: number, statusText: string, body: string, started: number): Verdict {
@@ -57,23 +98,22 @@ function judge(spec: CheckSpec, status: number, statusText: string, body: string
   return up(spec.receive ? `${line}, receive matched` : line, started);
 }
 
-async function checkViaGot(spec: CheckSpec, signal: AbortSignal, started: number, target = httpTarget(spec)): Promise<Verdict> {
+async function checkViaGot(spec: CheckSpec, signal: AbortSignal, started: number): Promise<Verdict> {
   try {
+    const target = httpTarget(spec);
     const url = target.url;
     const headers: Record<string, string> = { host: target.host, 'user-agent': USER_AGENT, connection: 'close' };
     if (spec.service === 'http_proxy') {
       // An HTTP proxy is asked with the absolute URL on the request line; the real server is the proxy.
       const wanted = (spec.request ?? '/').replace(/^\//, '');
       if (!/^https?:\/\//i.test(wanted)) return down(`http_proxy needs an absolute URL as request, got "${spec.request ?? ''}"`, started);
-      return await withDeadline(spec.negotiateTimeoutMs, signal, async (s) => {
-        const res = await proxyRequest(spec.host, spec.port, new URL(wanted), spec.httpMethod, s);
-        return judge(spec, res.status, res.statusText, res.body, started);
-      });
+      const res = await proxyRequest(spec.host, spec.port, new URL(wanted), spec.httpMethod, signal, spec.negotiateTimeoutMs);
+      return judge(spec, res.status, res.statusText, res.body, started);
     }
     const res = await got(url, {
       method: spec.httpMethod,
       headers,
-      https: { rejectUnauthorized: false, ...(spec.virtualHost && net.isIP(target.host) === 0 ? { servername: target.host } : {}) },
+      https: { rejectUnauthorized: false, ...(spec.virtualHost && net.isIP(target.host) === 0 ? { serverName: target.host } : {}) },
       followRedirect: true,
       maxRedirects: MAX_REDIRECTS,
       throwHttpErrors: false,
@@ -98,24 +138,20 @@ interface RawResponse {
   body: string;
 }
 
-function proxyRequest(proxyHost: string, proxyPort: number, url: URL, method: string, signal: AbortSignal): Promise<RawResponse> {
+function proxyRequest(proxyHost: string, proxyPort: number, url: URL, method: string, signal: AbortSignal, timeoutMs: number): Promise<RawResponse> {
   const head = `${method} ${url.href} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: close\r\n\r\n`;
-  return exchange(proxyHost, proxyPort, head, method === 'HEAD', signal);
+  return exchange(proxyHost, proxyPort, head, method === 'HEAD', signal, timeoutMs);
 }
 
-/** One request on a fresh connection (`Connection: close`, as LWP sends it). */
-export function leanRequest(target: HttpTarget, method: string, signal: AbortSignal): Promise<RawResponse> {
-  const u = target.url;
-  const port = u.port ? Number(u.port) : 80;
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  const head = `${method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: close\r\n\r\n`;
-  return exchange(host, port, head, method === 'HEAD', signal);
-}
-
-function exchange(host: string, port: number, head: string, isHead: boolean, signal: AbortSignal): Promise<RawResponse> {
+/**
+ * One request on a fresh connection (`Connection: close`, as LWP sends it). The deadline is one
+ * timer and the abort one listener, both dropped when the exchange settles; the socket is always
+ * destroyed.
+ */
+function exchange(host: string, port: number, head: string, isHead: boolean, signal: AbortSignal, timeoutMs: number): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
-      reject(signal.reason);
+      reject(new CheckAborted());
       return;
     }
     const socket = net.connect({ host, port, noDelay: true });
@@ -124,12 +160,14 @@ function exchange(host: string, port: number, head: string, isHead: boolean, sig
     const finish = (err: unknown, res?: RawResponse): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
       if (res) resolve(res);
       else reject(err);
     };
-    const onAbort = (): void => finish(signal.reason);
+    const timer = setTimeout(() => finish(new CheckTimeout(timeoutMs)), timeoutMs);
+    const onAbort = (): void => finish(new CheckAborted());
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => socket.write(head, 'latin1'));
     socket.on('data', (chunk: Buffer) => {
@@ -152,6 +190,95 @@ function exchange(host: string, port: number, head: string, isHead: boolean, sig
 }
 
 /**
+ * Opt-in (`httpKeepAlive`): the request goes over the connection the previous check of this real
+ * left open. A server that was killed closes that connection, so the next check connects afresh
+ * and sees the refusal; a hung one does not answer and times out, as with a fresh connection. When
+ * a reused connection turns out closed before any response byte (the server's idle timeout raced
+ * us), the request is retried once on a fresh connection within the same deadline.
+ */
+async function keptAliveExchange(plan: LeanPlan, signal: AbortSignal, timeoutMs: number): Promise<RawResponse> {
+  const deadline = performance.now() + timeoutMs;
+  const reused = plan.idle;
+  plan.idle = undefined;
+  if (reused && !reused.destroyed) {
+    try {
+      return await exchangeOn(plan, reused, signal, timeoutMs);
+    } catch (err) {
+      if (!(err instanceof StaleConnection)) throw err;
+    }
+  }
+  const left = Math.max(1, deadline - performance.now());
+  return exchangeOn(plan, net.connect({ host: plan.host, port: plan.port, noDelay: true }), signal, left);
+}
+
+class StaleConnection extends Error {}
+
+function exchangeOn(plan: LeanPlan, socket: net.Socket, signal: AbortSignal, timeoutMs: number): Promise<RawResponse> {
+  const reused = !socket.connecting;
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      socket.destroy();
+      reject(new CheckAborted());
+      return;
+    }
+    const parser = new ResponseParser(plan.isHead);
+    let settled = false;
+    const finish = (err: unknown, res?: RawResponse): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('error', onError);
+      socket.removeListener('close', onClose);
+      socket.removeListener('connect', onConnect);
+      if (res && parser.reusable && !socket.destroyed) {
+        socket.once('error', () => socket.destroy());
+        socket.once('end', () => socket.destroy());
+        socket.once('close', () => {
+          if (plan.idle === socket) plan.idle = undefined;
+        });
+        plan.idle = socket;
+      } else socket.destroy();
+      if (res) resolve(res);
+      else reject(reused && !parser.started && !(err instanceof CheckTimeout) && !(err instanceof CheckAborted) ? new StaleConnection() : err);
+    };
+    const timer = setTimeout(() => finish(new CheckTimeout(timeoutMs)), timeoutMs);
+    const onAbort = (): void => finish(new CheckAborted());
+    const onConnect = (): void => {
+      socket.write(plan.head, 'latin1');
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        if (parser.push(chunk)) finish(undefined, parser.result());
+      } catch (err) {
+        finish(err);
+      }
+    };
+    const onEnd = (): void => {
+      try {
+        finish(undefined, parser.finishAtEof());
+      } catch (err) {
+        finish(err);
+      }
+    };
+    const onError = (err: Error): void => finish(err);
+    const onClose = (): void => finish(new CheckFailed('connection closed before a response'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.removeAllListeners('error');
+    socket.removeAllListeners('end');
+    socket.removeAllListeners('close');
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    if (reused) socket.write(plan.head, 'latin1');
+    else socket.on('connect', onConnect);
+  });
+}
+
+/**
  * Minimal HTTP/1.x response parser: status line, headers (only Content-Length, Transfer-Encoding
  * and Location matter), body by length, chunked encoding or end of stream.
  */
@@ -166,6 +293,7 @@ export class ResponseParser {
   #length = -1;
   #chunked = false;
   #bodyStart = 0;
+  #reusable = false;
 
   constructor(isHead: boolean) {
     this.#isHead = isHead;
@@ -193,10 +321,11 @@ export class ResponseParser {
 
   #parseHead(head: string): void {
     const lines = head.split('\r\n');
-    const m = /^HTTP\/\d\.\d (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
+    const m = /^HTTP\/(\d\.\d) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
     if (!m) throw new CheckFailed(`not an HTTP response: ${JSON.stringify((lines[0] ?? '').slice(0, 60))}`);
-    this.#status = Number(m[1]);
-    this.#statusText = m[2] ?? '';
+    this.#status = Number(m[2]);
+    this.#statusText = m[3] ?? '';
+    this.#reusable = m[1] === '1.1';
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       const c = line.indexOf(':');
@@ -206,8 +335,10 @@ export class ResponseParser {
       if (name === 'content-length') this.#length = Number(value);
       else if (name === 'transfer-encoding') this.#chunked = /chunked/i.test(value);
       else if (name === 'location') this.#location = value;
+      else if (name === 'connection' && /close/i.test(value)) this.#reusable = false;
     }
     if (this.#chunked) this.#length = -1;
+    if (this.#length < 0 && !this.#chunked && !this.#isHead) this.#reusable = false;
   }
 
   #all(): Buffer {
@@ -244,6 +375,18 @@ export class ResponseParser {
       else body = all.toString('utf8', this.#bodyStart, this.#length >= 0 ? this.#bodyStart + this.#length : all.length);
     }
     return { status: this.#status, statusText: this.#statusText, location: this.#location, body };
+  }
+
+  /** After a complete response: may the connection carry the next request? */
+  get reusable(): boolean {
+    if (!this.#reusable) return false;
+    if (this.#isHead || this.#chunked) return true;
+    return this.#size === this.#bodyStart + this.#length;
+  }
+
+  /** True once any byte of a response has arrived. */
+  get started(): boolean {
+    return this.#size > 0;
   }
 
   finishAtEof(): RawResponse {

@@ -39,6 +39,11 @@ export interface CheckSpec {
   negotiateTimeoutMs: number;
   /** ICMP attempts for ping checks (checkcount). */
   checkCount: number;
+  /**
+   * tandem extension, off by default: plain-http checks reuse the connection of the previous check
+   * of the same real (HTTP/1.1 keep-alive) instead of `Connection: close` on a fresh one.
+   */
+  httpKeepAlive?: boolean | undefined;
 }
 
 export interface Verdict {
