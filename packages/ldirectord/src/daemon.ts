@@ -1,0 +1,550 @@
+import { appendFile, readFile, readdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import {
+  ConfigError, Metrics, TandemError, claimPidFile, formatProblem, realClock, removePidFile, runCommand, startControlServer,
+  type Clock, type CommandRunner, type ControlReply, type ControlRequest, type ControlServer, type Logger, type Problem, type TimerHandle,
+} from '@tandem/core';
+import { diffTables, serviceId, type IpvsBackend, type IpvsOp, type IpvsTable, type ServiceKey } from '@tandem/ipvs';
+import type { Checker, Verdict } from './checks/types.ts';
+import { loadConfig, type LdConfig, type ParseEnv } from './config.ts';
+import { Policy, type Decision, type VirtualStatus } from './policy.ts';
+import { systemNameTables } from './resolve.ts';
+
+/**
+ * The ldirectord daemon as an in-process object with an explicit lifecycle
+ * (new → starting → running ⇄ reloading → stopping → stopped). Everything with side effects is
+ * injected (clock, backend, checker, command runner, logger), so tests run it whole in one
+ * process; the CLI adds the pid file, signals and detaching.
+ *
+ * Each verdict goes through the policy; a decision that changes the table asks for a reconcile:
+ * read the table, diff it against the desired one, apply the difference as one batch. Besides, a
+ * heal pass runs every checkinterval (period, not sleep): it reconciles anyway (a table changed
+ * behind our back is put right), looks at maintenancedir and at the config file (autoreload,
+ * callback). Reloads are atomic: the new file is parsed completely first; a broken file changes
+ * nothing and is logged with every problem.
+ */
+
+/** What the daemon needs from a check loop: H2's CheckScheduler has this shape. */
+export interface CheckLoop {
+  update(checks: readonly { id: string; spec: import('./checks/types.ts').CheckSpec; intervalMs: number }[]): void;
+  start(): void;
+  stop(): Promise<void>;
+  stats?(): object;
+}
+
+export type CheckLoopFactory = (opts: { onVerdict: (id: string, v: Verdict) => void; check: Checker; clock: Clock }) => CheckLoop;
+
+export type DaemonState = 'new' | 'starting' | 'running' | 'reloading' | 'stopping' | 'stopped';
+
+export interface DaemonOptions {
+  configFile: string;
+  backend: IpvsBackend;
+  clock?: Clock | undefined;
+  runner?: CommandRunner | undefined;
+  /** The checker; default runCheck from ./checks/index.ts (loaded lazily). */
+  checker?: Checker | undefined;
+  /** The check loop; default H2's CheckScheduler. */
+  checkLoop?: CheckLoopFactory | undefined;
+  /** A fixed logger, or one built from the config (and rebuilt when a reload changes logfile). */
+  logger?: Logger | undefined;
+  loggerFor?: ((config: LdConfig) => Logger) | undefined;
+  pidFile?: string | undefined;
+  controlSocket?: string | undefined;
+  parseEnv?: ParseEnv | undefined;
+  /** Called with every decision (tests, e-mail alerts). */
+  onDecision?: ((d: Decision) => void) | undefined;
+  /** Wall-clock text for monitorfile lines; default Date. */
+  wallClock?: (() => string) | undefined;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  problems: Problem[];
+  decisions: Decision[];
+}
+
+export interface DaemonStatus {
+  pid: number;
+  state: DaemonState;
+  configFile: string;
+  backend: string;
+  checkIntervalMs: number;
+  virtuals: VirtualStatus[];
+  checks?: Record<string, number> | undefined;
+  lastApplyError?: string | undefined;
+  lastReload?: { ok: boolean; problems: string[] } | undefined;
+}
+
+const TABLE_KINDS = new Set<Decision['kind']>([
+  'real-added', 'real-restored', 'real-quiesced', 'real-readded-quiescent', 'real-deleted', 'fallback-added', 'fallback-deleted', 'maintenance-on',
+]);
+
+function describeOp(op: IpvsOp): string {
+  const key = (k: ServiceKey) => serviceId(k);
+  switch (op.op) {
+    case 'add-service': return `add service ${key(op.service)} ${op.service.scheduler}`;
+    case 'edit-service': return `edit service ${key(op.service)} ${op.service.scheduler}`;
+    case 'delete-service': return `delete service ${key(op.key)}`;
+    case 'add-real': return `add real ${key(op.key)} -> ${op.real.address}:${op.real.port} ${op.real.forwarding} w${op.real.weight}`;
+    case 'edit-real': return `edit real ${key(op.key)} -> ${op.real.address}:${op.real.port} ${op.real.forwarding} w${op.real.weight}`;
+    case 'delete-real': return `delete real ${key(op.key)} -> ${op.address}:${op.port}`;
+  }
+}
+
+export class LdDaemon {
+  readonly opts: DaemonOptions;
+  readonly clock: Clock;
+  readonly backend: IpvsBackend;
+  readonly metrics = new Metrics();
+  #runner: CommandRunner;
+  #state: DaemonState = 'new';
+  #config: LdConfig | undefined;
+  #policy: Policy | undefined;
+  #logger: Logger | undefined;
+  #loop: CheckLoop | undefined;
+  #control: ControlServer | undefined;
+  #healTimer: TimerHandle | undefined;
+  #nextHeal = 0;
+  #dirty = false;
+  #reconciling: Promise<void> | undefined;
+  #commands: Promise<void> = Promise.resolve();
+  #reloadChain: Promise<unknown> = Promise.resolve();
+  #stopping: Promise<void> | undefined;
+  #stoppedResolve!: () => void;
+  readonly stopped: Promise<void>;
+  #lastApplyError: string | undefined;
+  #lastReload: { ok: boolean; problems: string[] } | undefined;
+  #fileSeen: { mtimeMs: number; size: number; digest: string } | undefined;
+  #maintenance = new Set<string>();
+  #healing: Promise<void> | undefined;
+
+  constructor(opts: DaemonOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? realClock;
+    this.backend = opts.backend;
+    this.#runner = opts.runner ?? runCommand;
+    this.stopped = new Promise((resolve) => (this.#stoppedResolve = resolve));
+  }
+
+  get state(): DaemonState {
+    return this.#state;
+  }
+  get config(): LdConfig | undefined {
+    return this.#config;
+  }
+  get policy(): Policy | undefined {
+    return this.#policy;
+  }
+  get logger(): Logger {
+    return this.#logger!;
+  }
+
+  #log(level: 'info' | 'warn' | 'error' | 'debug', msg: string): void {
+    this.#logger?.[level](msg);
+  }
+
+  /** Loads the config (a ConfigError propagates: nothing was started), sets up the table and starts checking. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new TandemError('E_LD_START_FAILED', `cannot start a daemon that is ${this.#state}`);
+    this.#state = 'starting';
+    let config: LdConfig;
+    try {
+      config = await loadConfig(this.opts.configFile, this.opts.parseEnv);
+    } catch (err) {
+      this.#state = 'stopped';
+      this.#stoppedResolve();
+      throw err;
+    }
+    this.#config = config;
+    this.#logger = this.opts.logger ?? this.opts.loggerFor?.(config) ?? silentLogger();
+    for (const p of config.problems) this.#log('warn', formatProblem(p));
+    if (this.opts.pidFile) {
+      try {
+        claimPidFile(this.opts.pidFile);
+      } catch (err) {
+        this.#state = 'stopped';
+        this.#stoppedResolve();
+        throw err;
+      }
+    }
+    this.#log('info', `Starting Linux Director (tandem) with pid: ${process.pid}, config ${this.opts.configFile}, backend ${this.backend.name}`);
+    try {
+      if (this.opts.controlSocket) this.#control = await startControlServer(this.opts.controlSocket, (req) => this.#handle(req));
+      const actual = await this.#read();
+      const policy = new Policy(config, undefined);
+      const decisions = policy.start(actual);
+      this.#policy = policy;
+      await this.#applyDesired(actual, policy, () => false);
+      this.#emit(decisions);
+      await this.#rememberFile();
+      this.#loop = await this.#makeLoop();
+      this.#loop.update(this.#checks(config));
+      this.#loop.start();
+    } catch (err) {
+      this.#log('error', `start failed: ${(err as Error).message}`);
+      await this.#teardown();
+      throw err;
+    }
+    this.#state = 'running';
+    this.#armHeal(true);
+  }
+
+  async #makeLoop(): Promise<CheckLoop> {
+    const onVerdict = (id: string, v: Verdict) => this.#onVerdict(id, v);
+    const check = this.opts.checker ?? (await import('./checks/index.ts')).runCheck;
+    if (this.opts.checkLoop) return this.opts.checkLoop({ onVerdict, check, clock: this.clock });
+    const { CheckScheduler } = await import('./checks/scheduler.ts');
+    return new CheckScheduler({ onVerdict, check, clock: this.clock, onError: (err) => this.#log('error', `verdict handling failed: ${(err as Error).message}`) });
+  }
+
+  #checks(config: LdConfig) {
+    return config.virtuals.flatMap((v) => v.reals.map((r) => ({ id: r.id, spec: r.check, intervalMs: v.checkIntervalMs })));
+  }
+
+  #onVerdict(id: string, v: Verdict): void {
+    const policy = this.#policy;
+    if (!policy || this.#state === 'stopping' || this.#state === 'stopped') return;
+    this.metrics.inc('ldirectord_checks_total', 'Checks completed, by result', { result: v.up ? 'up' : 'down' });
+    const entry = policy.real(id);
+    if (entry?.virtual.monitorfile) this.#monitor(entry.virtual.monitorfile, id, v);
+    const decisions = policy.verdict(id, v, this.clock.now());
+    this.#emit(decisions);
+  }
+
+  #monitor(file: string, id: string, v: Verdict): void {
+    const when = this.opts.wallClock?.() ?? new Date().toString();
+    const msg = v.reason.replace(/[|\n%]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    appendFile(file, `[${when}] [${process.pid}] ${id.replace(/:/g, ' ')} [${v.up ? 'up' : 'down'}] ${msg}\n`).catch((err) => this.#log('warn', `monitorfile ${file}: ${(err as Error).message}`));
+  }
+
+  /** Logs decisions, queues fallback commands and asks for a reconcile when the table must change. */
+  #emit(decisions: Decision[]): void {
+    let tableChange = false;
+    for (const d of decisions) {
+      this.#log(d.kind === 'soft-failure' ? 'warn' : 'info', d.message);
+      this.metrics.inc('ldirectord_decisions_total', 'Decisions taken, by kind', { kind: d.kind });
+      this.opts.onDecision?.(d);
+      if (TABLE_KINDS.has(d.kind)) tableChange = true;
+      if (d.kind === 'fallbackcommand' && d.command) this.#queueShell(d.command);
+    }
+    if (tableChange && this.#state === 'running') this.#requestReconcile();
+  }
+
+  #queueShell(command: string): void {
+    this.#commands = this.#commands.then(async () => {
+      // Wait for the table change the command follows, as ldirectord runs it after ipvsadm.
+      await this.#reconciling;
+      const r = await this.#runner('/bin/sh', ['-c', command], { timeoutMs: 60_000 });
+      if (!r.ok) this.#log('warn', `fallbackcommand failed: ${r.spawnError ?? (r.timedOut ? 'timed out' : `exit ${r.exitCode}`)}: ${command}`);
+    });
+  }
+
+  #requestReconcile(): void {
+    this.#dirty = true;
+    if (!this.#reconciling) this.#reconciling = this.#reconcileLoop();
+  }
+
+  async #reconcileLoop(): Promise<void> {
+    try {
+      for (let i = 0; this.#dirty && i < 1000; i++) {
+        this.#dirty = false;
+        const policy = this.#policy;
+        if (!policy) break;
+        try {
+          const actual = await this.#read();
+          await this.#applyDesired(actual, policy, () => false);
+        } catch (err) {
+          this.#log('error', `reconcile failed: ${(err as Error).message}`);
+        }
+      }
+    } finally {
+      this.#reconciling = undefined;
+    }
+  }
+
+  async #read(): Promise<IpvsTable> {
+    try {
+      return await this.backend.read();
+    } catch (err) {
+      this.metrics.inc('ldirectord_backend_errors_total', 'Backend reads or writes that failed', { op: 'read' });
+      throw new TandemError('E_LD_BACKEND', `cannot read the IPVS table (${this.backend.name}): ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * One batch: everything the policy wants that the table lacks. A failing batch is logged with its
+   * operations and the error, and the next pass tries again from the table as it really is (the
+   * policy state does not pretend the change happened).
+   */
+  async #applyDesired(actual: IpvsTable, policy: Policy, alsoOwns: (k: ServiceKey) => boolean): Promise<IpvsOp[]> {
+    const desired = policy.desired(actual);
+    const ops = diffTables(actual, desired, (k) => policy.owns(k) || alsoOwns(k));
+    if (ops.length === 0) return ops;
+    for (const op of ops) this.#log('debug', `ipvs: ${describeOp(op)}`);
+    try {
+      await this.backend.apply(ops);
+      this.#lastApplyError = undefined;
+      this.metrics.inc('ldirectord_table_ops_total', 'IPVS operations applied', {}, ops.length);
+      this.metrics.inc('ldirectord_table_batches_total', 'IPVS batches applied');
+    } catch (err) {
+      this.#lastApplyError = (err as Error).message;
+      this.metrics.inc('ldirectord_backend_errors_total', 'Backend reads or writes that failed', { op: 'apply' });
+      this.#log('error', `applying ${ops.length} IPVS change(s) failed, will retry on the next pass: ${(err as Error).message}; batch: ${ops.map(describeOp).join('; ')}`);
+    }
+    return ops;
+  }
+
+  #armHeal(first = false): void {
+    const interval = this.#config!.global.checkIntervalMs;
+    const now = this.clock.now();
+    this.#nextHeal = first ? now + interval : Math.max(this.#nextHeal + interval, now);
+    this.#healTimer = this.clock.setTimeout(() => {
+      this.#healTimer = undefined;
+      this.#healing = this.#heal().finally(() => {
+        this.#healing = undefined;
+        if (this.#state === 'running' || this.#state === 'reloading') this.#armHeal();
+      });
+    }, this.#nextHeal - now);
+  }
+
+  /** The periodic pass: maintenance files, config file changes, and a reconcile that heals the table. */
+  async #heal(): Promise<void> {
+    if (this.#state !== 'running') return;
+    try {
+      await this.#scanMaintenance();
+      await this.#watchFile();
+      if (this.#state === 'running') {
+        this.#requestReconcile();
+        await this.#reconciling;
+      }
+    } catch (err) {
+      this.#log('error', `periodic pass failed: ${(err as Error).message}`);
+    }
+  }
+
+  async #scanMaintenance(): Promise<void> {
+    const dir = this.#config?.global.maintenanceDir;
+    const policy = this.#policy;
+    if (!dir || !policy) return;
+    let names: Set<string>;
+    try {
+      names = new Set(await readdir(dir));
+    } catch {
+      names = new Set();
+    }
+    const hosts = systemNameTables().hosts;
+    const reverse = new Map<string, string[]>();
+    for (const [name, addrs] of hosts) for (const a of addrs) reverse.set(a, [...(reverse.get(a) ?? []), name]);
+    const decisions: Decision[] = [];
+    for (const id of policy.realIds()) {
+      const { real: r } = policy.real(id)!;
+      const hostNames = reverse.get(r.address) ?? [];
+      const short = hostNames.map((n) => n.split('.')[0]!);
+      const candidates = [r.address, ...hostNames, ...short].flatMap((n) => [`${n}:${r.port}`, n]);
+      if (r.address.includes(':')) candidates.push(`[${r.address}]:${r.port}`);
+      const on = candidates.some((c) => names.has(c));
+      decisions.push(...policy.maintenance(id, on, this.clock.now()));
+    }
+    this.#emit(decisions);
+  }
+
+  async #rememberFile(hashFile = false): Promise<void> {
+    try {
+      const st = await stat(this.opts.configFile);
+      const digest = hashFile ? createHash('sha256').update(await readFile(this.opts.configFile)).digest('hex') : this.#config!.digest;
+      this.#fileSeen = { mtimeMs: st.mtimeMs, size: st.size, digest };
+    } catch {
+      this.#fileSeen = undefined;
+    }
+  }
+
+  /** As ldirectord: stat each pass, hash on a change of mtime; new content runs callback and, with autoreload=yes, reloads. */
+  async #watchFile(): Promise<void> {
+    const seen = this.#fileSeen;
+    if (!seen) return this.#rememberFile();
+    let st;
+    try {
+      st = await stat(this.opts.configFile);
+    } catch {
+      return;
+    }
+    if (st.mtimeMs === seen.mtimeMs && st.size === seen.size) return;
+    const content = await readFile(this.opts.configFile);
+    const digest = createHash('sha256').update(content).digest('hex');
+    this.#fileSeen = { mtimeMs: st.mtimeMs, size: st.size, digest };
+    if (digest === seen.digest) return;
+    const g = this.#config!.global;
+    if (g.callback) {
+      const cb = g.callback;
+      this.#commands = this.#commands.then(async () => {
+        const r = await this.#runner(cb, [this.opts.configFile], { timeoutMs: 60_000 });
+        this.#log(r.ok ? 'info' : 'warn', `callback ${cb} ${this.opts.configFile}: ${r.ok ? 'ok' : r.spawnError ?? `exit ${r.exitCode}`}`);
+      });
+    }
+    if (g.autoreload) {
+      this.#log('info', `Configuration file ${this.opts.configFile} has changed on disk, reloading`);
+      await this.reload('autoreload');
+    } else {
+      this.#log('info', `Configuration file ${this.opts.configFile} has changed on disk - ignore new configuration (autoreload=no)`);
+    }
+  }
+
+  /**
+   * Reloads the config file. All or nothing: a file with an error changes nothing (the problems are
+   * logged and returned); a valid one replaces the config, the check set and the table in one step.
+   */
+  reload(trigger = 'signal'): Promise<ReloadResult> {
+    const run = this.#reloadChain.then(() => this.#reload(trigger));
+    this.#reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(trigger: string): Promise<ReloadResult> {
+    if (this.#state !== 'running') return { ok: false, problems: [], decisions: [] };
+    this.#log('info', `Reloading Linux Director Daemon config on ${trigger}`);
+    let config: LdConfig;
+    try {
+      config = await loadConfig(this.opts.configFile, this.opts.parseEnv);
+    } catch (err) {
+      const problems = err instanceof ConfigError ? [...err.problems] : [{ severity: 'error' as const, code: (err as TandemError).code ?? 'E_CONF_READ', message: (err as Error).message }];
+      this.#lastReload = { ok: false, problems: problems.map(formatProblem) };
+      this.metrics.inc('ldirectord_reloads_total', 'Reloads, by result', { result: 'rejected' });
+      this.#log('error', `reload rejected, the running configuration stays in force [E_LD_RELOAD_REJECTED]: ${problems.filter((p) => p.severity === 'error').length} error(s)`);
+      for (const p of problems) this.#log(p.severity === 'error' ? 'error' : 'warn', formatProblem(p));
+      // The broken content counts as seen, so the next pass does not reject it all over again.
+      await this.#rememberFile(true);
+      return { ok: false, problems, decisions: [] };
+    }
+    this.#state = 'reloading';
+    try {
+      await this.#reconciling;
+      const old = this.#policy!;
+      const policy = new Policy(config, old);
+      const actual = await this.#read();
+      const decisions = policy.start(actual, old.config.virtuals.map((v) => v.id));
+      const oldIds = new Set(old.config.virtuals.map((v) => v.id));
+      this.#config = config;
+      this.#policy = policy;
+      if (this.opts.loggerFor && !this.opts.logger && config.global.logfile !== old.config.global.logfile) {
+        const prev = this.#logger;
+        this.#logger = this.opts.loggerFor(config);
+        void prev?.close();
+      }
+      for (const p of config.problems) this.#log('warn', formatProblem(p));
+      // Dropped virtuals are removed by this one batch; afterwards only the new config's are owned.
+      await this.#applyDesired(actual, policy, (k) => oldIds.has(serviceId(k)));
+      this.#emit(decisions);
+      this.#loop?.update(this.#checks(config));
+      await this.#rememberFile();
+      this.#lastReload = { ok: true, problems: config.problems.map(formatProblem) };
+      this.metrics.inc('ldirectord_reloads_total', 'Reloads, by result', { result: 'applied' });
+      if (this.#healTimer) {
+        this.clock.clearTimeout(this.#healTimer);
+        this.#healTimer = undefined;
+        this.#state = 'running';
+        this.#armHeal(true);
+      }
+      return { ok: true, problems: config.problems, decisions };
+    } finally {
+      if (this.#state === 'reloading') this.#state = 'running';
+    }
+  }
+
+  /** Stops checking and, per virtual with cleanstop=yes, removes the virtual service. Safe to call twice. */
+  stop(reason = 'stop'): Promise<void> {
+    this.#stopping ??= this.#stop(reason);
+    return this.#stopping;
+  }
+
+  async #stop(reason: string): Promise<void> {
+    if (this.#state === 'new' || this.#state === 'stopped') {
+      this.#state = 'stopped';
+      this.#stoppedResolve();
+      return;
+    }
+    await this.#reloadChain;
+    this.#state = 'stopping';
+    this.clock.clearTimeout(this.#healTimer);
+    this.#healTimer = undefined;
+    await this.#loop?.stop();
+    await this.#healing;
+    await this.#reconciling;
+    const policy = this.#policy;
+    if (policy) {
+      try {
+        const actual = await this.#read();
+        const { ops, decisions } = policy.stop(actual);
+        this.#emit(decisions);
+        if (ops.length > 0) await this.backend.apply(ops);
+      } catch (err) {
+        this.#log('error', `cleanstop failed: ${(err as Error).message}`);
+      }
+    }
+    await this.#commands;
+    this.#log('info', `Linux Director Daemon terminated on ${reason}`);
+    await this.#teardown();
+  }
+
+  async #teardown(): Promise<void> {
+    this.clock.clearTimeout(this.#healTimer);
+    await this.#control?.close();
+    if (this.opts.pidFile) removePidFile(this.opts.pidFile);
+    await this.#logger?.close();
+    this.#state = 'stopped';
+    this.#stoppedResolve();
+  }
+
+  status(): DaemonStatus {
+    return {
+      pid: process.pid,
+      state: this.#state,
+      configFile: this.opts.configFile,
+      backend: this.backend.name,
+      checkIntervalMs: this.#config?.global.checkIntervalMs ?? 0,
+      virtuals: this.#policy?.status() ?? [],
+      checks: this.#loop?.stats?.() as Record<string, number> | undefined,
+      lastApplyError: this.#lastApplyError,
+      lastReload: this.#lastReload,
+    };
+  }
+
+  renderMetrics(): string {
+    for (const v of this.#policy?.status() ?? []) {
+      this.metrics.set('ldirectord_virtual_reals_up', 'Real servers up per virtual service', v.realsUp, { virtual: v.id });
+      this.metrics.set('ldirectord_virtual_fallback_active', '1 while the fallback server is in the table', v.fallbackActive ? 1 : 0, { virtual: v.id });
+      for (const r of v.reals) this.metrics.set('ldirectord_real_up', '1 while the real server is up', r.up ? 1 : 0, { virtual: v.id, real: `${r.address}:${r.port}` });
+    }
+    return this.metrics.render();
+  }
+
+  /** Waits until no reconcile is running or wanted (tests). */
+  async settled(): Promise<void> {
+    for (let i = 0; i < 100 && (this.#reconciling || this.#dirty); i++) {
+      if (this.#dirty && !this.#reconciling) this.#requestReconcile();
+      await this.#reconciling;
+    }
+    await this.#commands;
+  }
+
+  async #handle(req: ControlRequest): Promise<ControlReply> {
+    switch (req.cmd) {
+      case 'status':
+        return { ok: true, status: this.status() };
+      case 'metrics':
+        return { ok: true, text: this.renderMetrics() };
+      case 'reload': {
+        const r = await this.reload('control socket');
+        return r.ok ? { ok: true, problems: r.problems.map(formatProblem) } : { ok: false, error: r.problems.map(formatProblem).join('\n') || 'daemon is not running', code: 'E_LD_RELOAD_REJECTED' };
+      }
+      case 'stop':
+        setImmediate(() => void this.stop('control socket'));
+        return { ok: true };
+      default:
+        return { ok: false, error: `unknown command ${req.cmd}; try status, metrics, reload, stop`, code: 'E_CONTROL_PROTOCOL' };
+    }
+  }
+}
+
+function silentLogger(): Logger {
+  return { error() {}, warn() {}, info() {}, debug() {}, async close() {} };
+}

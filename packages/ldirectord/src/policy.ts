@@ -1,0 +1,424 @@
+import { endpoint, serviceId, type IpvsOp, type IpvsTable, type RealServer, type ServiceKey, type VirtualService } from '@tandem/ipvs';
+import type { Verdict } from './checks/types.ts';
+import type { LdConfig, LdReal, LdVirtual } from './config.ts';
+
+/**
+ * ldirectord's decisions as a pure state machine (reference/ldirectord.md §4): verdicts, forced
+ * downs (maintenance) and the actual table go in; the desired IPVS table and a list of decisions
+ * (the log lines ldirectord writes, fallbackcommand runs, e-mail alerts) come out. No I/O, no
+ * clock: the daemon passes the time of each verdict, applies the table and runs the commands.
+ *
+ * What it keeps from ldirectord: failurecount counts consecutive failures only while a real is up
+ * and a success resets it; quiescent=yes sets weight 0 on failure and the configured weight on
+ * recovery, quiescent=no deletes and re-adds; the fallback (weight 1, never checked, never
+ * quiesced) is in the table exactly while no real of its virtual is up; fallbackcommand runs
+ * `start`/`stop` once per change of that; readdquiescent re-adds a missing down real at weight 0;
+ * reals already in the table with a weight are taken as up at start-up and reload.
+ *
+ * What it does differently, on purpose: no start-up flap (a real never checked is never given
+ * traffic); a gate/ipip real on another port than its virtual is restored (ldirectord never
+ * restores it after a quiesce); the desired table is complete, so a real deleted or re-weighted
+ * behind its back is healed on the next pass, not at the next transition; thresholds survive a
+ * quiesce.
+ */
+
+export type DecisionKind =
+  | 'virtual-added' | 'virtual-changed' | 'virtual-purged'
+  | 'real-added' | 'real-restored' | 'real-quiesced' | 'real-readded-quiescent' | 'real-deleted' | 'real-down-absent'
+  | 'real-purged' | 'soft-failure' | 'failure-reset' | 'maintenance-on' | 'maintenance-off'
+  | 'fallback-added' | 'fallback-deleted' | 'fallbackcommand';
+
+export interface Decision {
+  kind: DecisionKind;
+  /** The line ldirectord would log for it (`Deleted real server: 127.0.0.12:80 (127.0.0.100:80)`). */
+  message: string;
+  virtualId?: string | undefined;
+  realId?: string | undefined;
+  /** ldirectord sends an e-mail alert for this one (add/restore/quiesce/delete of a real or fallback). */
+  alert?: boolean | undefined;
+  /** For fallbackcommand: shell text to run (`<cmd> start 127.0.0.100:80 tcp`). */
+  command?: string | undefined;
+}
+
+export interface RealState {
+  up: boolean;
+  /** No verdict yet since this config was loaded (and not found up in the table). */
+  pending: boolean;
+  failCount: number;
+  maintenance: boolean;
+  /**
+   * While down in a quiescent virtual: 'place' keeps it in the table at weight 0 (start-up,
+   * readdquiescent=yes); 'keep-if-present' leaves it out once someone removed it (readdquiescent=no).
+   */
+  placement: 'place' | 'keep-if-present';
+  lastVerdict?: (Verdict & { at: number }) | undefined;
+  /** When up/down last changed (the daemon's clock), for status. */
+  since?: number | undefined;
+}
+
+interface VirtualState {
+  /** Last fallbackcommand action run ('start' = no real up), undefined before the first. */
+  command?: 'start' | 'stop' | undefined;
+}
+
+export interface RealStatus {
+  id: string;
+  address: string;
+  port: number;
+  forwarding: string;
+  weight: number;
+  configuredWeight: number;
+  up: boolean;
+  pending: boolean;
+  failCount: number;
+  maintenance: boolean;
+  lastVerdict?: { up: boolean; reason: string; durationMs: number; at: number } | undefined;
+}
+
+export interface VirtualStatus {
+  id: string;
+  label: string;
+  scheduler: string;
+  quiescent: boolean;
+  fallback?: string | undefined;
+  fallbackActive: boolean;
+  realsUp: number;
+  reals: RealStatus[];
+}
+
+function sameSpec(a: LdReal, b: LdReal): boolean {
+  return JSON.stringify(a.check) === JSON.stringify(b.check);
+}
+
+export class Policy {
+  readonly config: LdConfig;
+  readonly #reals = new Map<string, { real: LdReal; virtual: LdVirtual; state: RealState }>();
+  readonly #virtuals = new Map<string, { virtual: LdVirtual; state: VirtualState }>();
+  readonly #owned: Set<string>;
+  #lastActual: IpvsTable = { services: [] };
+
+  /**
+   * `previous` is the policy of the configuration this one replaces (reload): a real with the same
+   * id and the same check keeps its state (up/down, soft failures, maintenance, last verdict), and
+   * each virtual keeps its fallbackcommand state, so a reload that changes nothing decides nothing.
+   */
+  constructor(config: LdConfig, previous?: Policy) {
+    this.config = config;
+    for (const v of config.virtuals) {
+      const pv = previous ? previous.#virtuals.get(v.id) : undefined;
+      this.#virtuals.set(v.id, { virtual: v, state: { command: pv?.state.command } });
+      for (const r of v.reals) {
+        const prev = previous ? previous.#reals.get(r.id) : undefined;
+        const state: RealState = prev && sameSpec(prev.real, r)
+          ? { ...prev.state, placement: 'place' }
+          : { up: false, pending: true, failCount: 0, maintenance: false, placement: 'place' };
+        if (prev && !sameSpec(prev.real, r)) state.maintenance = prev.state.maintenance;
+        this.#reals.set(r.id, { real: r, virtual: v, state });
+      }
+    }
+    this.#owned = new Set(config.virtuals.map((v) => v.id));
+  }
+
+  /** True for the virtual services this config manages; nothing else in the table is touched. */
+  owns(key: ServiceKey): boolean {
+    return this.#owned.has(serviceId(key));
+  }
+
+  realIds(): string[] {
+    return [...this.#reals.keys()];
+  }
+
+  real(id: string): { real: LdReal; virtual: LdVirtual; state: Readonly<RealState> } | undefined {
+    return this.#reals.get(id);
+  }
+
+  /**
+   * Start-up and reload against the table as it is: reals present with a weight are up (their
+   * traffic keeps flowing), checktype=on reals are up, everything else waits for its first check.
+   * `previouslyOwned` are the virtuals of the replaced config (reload), purged when dropped.
+   */
+  start(actual: IpvsTable, previouslyOwned: Iterable<string> = []): Decision[] {
+    this.#lastActual = actual;
+    const out: Decision[] = [];
+    const actualById = new Map(actual.services.map((s) => [serviceId(s), s]));
+    for (const { virtual: v } of this.#virtuals.values()) {
+      const have = actualById.get(v.id);
+      const want = this.#service(v);
+      if (!have) out.push({ kind: 'virtual-added', virtualId: v.id, message: `Added virtual server: ${v.label}` });
+      else if (serviceDiffers(have, want)) out.push({ kind: 'virtual-changed', virtualId: v.id, message: `Changed virtual server: ${v.label}` });
+      const configured = new Set<string>();
+      for (const r of v.reals) {
+        const entry = this.#reals.get(r.id)!;
+        const st = entry.state;
+        configured.add(endpoint(r.address, r.ipvsPort));
+        const present = have?.reals.find((x) => x.address === r.address && x.port === r.ipvsPort);
+        if (v.checktype === 'on' && !st.maintenance) {
+          st.up = true;
+          st.pending = false;
+        } else if (v.checktype === 'off') {
+          st.up = false;
+          st.pending = false;
+        } else if (st.pending && present && present.weight > 0 && !st.maintenance) {
+          st.up = true;
+        }
+        if (st.up && present && realDiffers(present, this.#realEntry(r, r.weight))) {
+          out.push({ kind: 'real-restored', virtualId: v.id, realId: r.id, alert: true, message: `Restored real server: ${this.#rl(r, v)} (Weight set to ${r.weight})` });
+        } else if (st.up && !present) {
+          out.push({ kind: 'real-added', virtualId: v.id, realId: r.id, alert: true, message: `Added real server: ${this.#rl(r, v)} (Weight set to ${r.weight})` });
+        } else if (!st.up && v.quiescent && !present) {
+          out.push({ kind: 'real-readded-quiescent', virtualId: v.id, realId: r.id, message: `Readd Quiescent real server: ${this.#rl(r, v)} (Weight set to 0)` });
+        } else if (!st.up && v.quiescent && present && present.weight !== 0) {
+          out.push({ kind: 'real-quiesced', virtualId: v.id, realId: r.id, alert: true, message: `Quiescent real server: ${this.#rl(r, v)} (Weight set to 0)` });
+        } else if (!st.up && !v.quiescent && present) {
+          out.push({ kind: 'real-deleted', virtualId: v.id, realId: r.id, alert: true, message: `Deleted real server: ${this.#rl(r, v)}` });
+        }
+      }
+      if (have) {
+        const fb = v.fallback ? endpoint(v.fallback.address, v.fallback.ipvsPort) : undefined;
+        for (const x of have.reals) {
+          const ep = endpoint(x.address, x.port);
+          if (configured.has(ep) || ep === fb) continue;
+          out.push({ kind: 'real-purged', virtualId: v.id, message: `Purged real server (start): ${ep} (${v.label})` });
+        }
+      }
+      out.push(...this.#fallbackDecisions(v, have, true));
+    }
+    for (const id of previouslyOwned) {
+      if (this.#owned.has(id) || !actualById.has(id)) continue;
+      const s = actualById.get(id)!;
+      out.push({ kind: 'virtual-purged', virtualId: id, message: `Purged virtual server (start): ${s.protocol === 'fwm' ? String(s.fwmark) : endpoint(s.address, s.port)}` });
+    }
+    return out;
+  }
+
+  /** A check result for one real (by its id). `at` is the daemon's clock, for status only. */
+  verdict(realId: string, v: Verdict, at = 0): Decision[] {
+    const entry = this.#reals.get(realId);
+    if (!entry) return [];
+    const { real: r, virtual: vs, state: st } = entry;
+    st.lastVerdict = { ...v, at };
+    if (st.maintenance) return [];
+    if (vs.checktype === 'on') return this.#transition(entry, true, at);
+    if (vs.checktype === 'off') return this.#transition(entry, false, at);
+    const out: Decision[] = [];
+    if (v.up) {
+      if (st.failCount > 0) out.push({ kind: 'failure-reset', virtualId: vs.id, realId: r.id, message: `Resetting soft failure count: ${this.#rl2(r, vs)}` });
+      st.failCount = 0;
+      if (!st.up) out.push(...this.#transition(entry, true, at));
+      st.pending = false;
+      return out;
+    }
+    if (!st.up) {
+      // ldirectord counts failures only while a real is up; a real that is down stays down quietly.
+      st.pending = false;
+      return out;
+    }
+    st.failCount++;
+    if (st.failCount < vs.failureCount) {
+      out.push({ kind: 'soft-failure', virtualId: vs.id, realId: r.id, message: `Soft failure real server: ${this.#rl2(r, vs)} failure ${st.failCount}/${vs.failureCount} (${v.reason})` });
+      return out;
+    }
+    out.push(...this.#transition(entry, false, at, v.reason));
+    return out;
+  }
+
+  /** A real forced down (a file for it in maintenancedir) or released. Forced downs skip failurecount. */
+  maintenance(realId: string, on: boolean, at = 0): Decision[] {
+    const entry = this.#reals.get(realId);
+    if (!entry || entry.state.maintenance === on) return [];
+    const { real: r, virtual: v, state: st } = entry;
+    st.maintenance = on;
+    if (on) {
+      const out: Decision[] = [{ kind: 'maintenance-on', virtualId: v.id, realId: r.id, message: `Real server in maintenance: ${this.#rl2(r, v)}` }];
+      st.failCount = 0;
+      out.push(...this.#transition(entry, false, at, 'maintenance'));
+      return out;
+    }
+    // Released: it comes back with its next successful check (checktype=on at once).
+    st.pending = v.checktype !== 'on';
+    const out: Decision[] = [{ kind: 'maintenance-off', virtualId: v.id, realId: r.id, message: `Real server out of maintenance: ${this.#rl2(r, v)}` }];
+    if (v.checktype === 'on') out.push(...this.#transition(entry, true, at));
+    return out;
+  }
+
+  #transition(entry: { real: LdReal; virtual: LdVirtual; state: RealState }, up: boolean, at: number, reason?: string): Decision[] {
+    const { real: r, virtual: v, state: st } = entry;
+    st.pending = false;
+    if (st.up === up) return [];
+    const have = this.#actualService(v.id);
+    const present = have?.reals.find((x) => x.address === r.address && x.port === r.ipvsPort);
+    const out: Decision[] = [];
+    st.up = up;
+    st.since = at;
+    if (up) {
+      st.failCount = 0;
+      if (present) out.push({ kind: 'real-restored', virtualId: v.id, realId: r.id, alert: true, message: `Restored real server: ${this.#rl(r, v)} (Weight set to ${r.weight})` });
+      else out.push({ kind: 'real-added', virtualId: v.id, realId: r.id, alert: true, message: `Added real server: ${this.#rl(r, v)} (Weight set to ${r.weight})` });
+    } else {
+      const why = reason ? ` (${reason})` : '';
+      if (v.quiescent) {
+        if (present) {
+          st.placement = 'keep-if-present';
+          out.push({ kind: 'real-quiesced', virtualId: v.id, realId: r.id, alert: true, message: `Quiescent real server: ${this.#rl(r, v)} (Weight set to 0)${why}` });
+        } else if (this.config.global.readdQuiescent) {
+          st.placement = 'place';
+          out.push({ kind: 'real-readded-quiescent', virtualId: v.id, realId: r.id, alert: true, message: `Readd Quiescent real server: ${this.#rl(r, v)} (Weight set to 0)${why}` });
+        } else {
+          st.placement = 'keep-if-present';
+          out.push({ kind: 'real-down-absent', virtualId: v.id, realId: r.id, message: `Real server down, not in the table (readdquiescent=no): ${this.#rl(r, v)}${why}` });
+        }
+      } else {
+        out.push({ kind: 'real-deleted', virtualId: v.id, realId: r.id, alert: true, message: `Deleted real server: ${this.#rl(r, v)}${why}` });
+      }
+    }
+    out.push(...this.#fallbackDecisions(v, have, false));
+    return out;
+  }
+
+  /** Fallback and fallbackcommand follow "is any real of this virtual up", each once per change. */
+  #fallbackDecisions(v: LdVirtual, have: VirtualService | undefined, initial: boolean): Decision[] {
+    const out: Decision[] = [];
+    const anyUp = this.#anyUp(v);
+    const vs = this.#virtuals.get(v.id)!.state;
+    if (v.fallback) {
+      const fbPresent = have?.reals.some((x) => x.address === v.fallback!.address && x.port === v.fallback!.ipvsPort) ?? false;
+      const fl = `${endpoint(v.fallback.address, v.fallback.port)} (${v.label})`;
+      if (!anyUp && !fbPresent) out.push({ kind: 'fallback-added', virtualId: v.id, alert: true, message: `Added fallback server: ${fl} (Weight set to 1)` });
+      if (anyUp && (fbPresent || !initial)) {
+        if (fbPresent) out.push({ kind: 'fallback-deleted', virtualId: v.id, alert: true, message: `Deleted fallback server: ${fl}` });
+      }
+    }
+    const action = anyUp ? 'stop' : 'start';
+    if (v.fallbackCommand && vs.command !== action) {
+      out.push({
+        kind: 'fallbackcommand', virtualId: v.id,
+        command: `${v.fallbackCommand} ${action} ${v.protocol === 'fwm' ? v.label : v.label} ${v.protocol}`,
+        message: `Running fallbackcommand: ${v.fallbackCommand} ${action} ${v.label} ${v.protocol}`,
+      });
+    }
+    if (v.fallbackCommand) vs.command = action;
+    return out;
+  }
+
+  #anyUp(v: LdVirtual): boolean {
+    return v.reals.some((r) => this.#reals.get(r.id)!.state.up);
+  }
+
+  #actualService(id: string): VirtualService | undefined {
+    return this.#lastActual.services.find((s) => serviceId(s) === id);
+  }
+
+  #service(v: LdVirtual): VirtualService {
+    return {
+      ...v.key,
+      scheduler: v.scheduler,
+      persistence: v.persistent !== undefined ? { timeoutS: v.persistent, netmask: v.netmask } : undefined,
+      schedFlags: v.schedFlags,
+      ops: v.ops || undefined,
+      reals: [],
+    };
+  }
+
+  #realEntry(r: LdReal, weight: number): RealServer {
+    return { address: r.address, port: r.ipvsPort, forwarding: r.forwarding, weight, upperThreshold: r.upperThreshold, lowerThreshold: r.lowerThreshold };
+  }
+
+  /**
+   * The table this config wants, given the table as it is (only used for readdquiescent=no: a
+   * down real that someone removed stays out). Services the config does not own are not in it.
+   */
+  desired(actual: IpvsTable): IpvsTable {
+    this.#lastActual = actual;
+    const services: VirtualService[] = [];
+    for (const { virtual: v } of this.#virtuals.values()) {
+      const svc = this.#service(v);
+      const have = this.#actualService(v.id);
+      let anyUp = false;
+      for (const r of v.reals) {
+        const st = this.#reals.get(r.id)!.state;
+        if (st.up) {
+          anyUp = true;
+          svc.reals.push(this.#realEntry(r, r.weight));
+        } else if (v.quiescent) {
+          const present = have?.reals.some((x) => x.address === r.address && x.port === r.ipvsPort);
+          if (st.placement === 'place' || present) svc.reals.push(this.#realEntry(r, 0));
+        }
+      }
+      if (!anyUp && v.fallback) {
+        svc.reals.push({ address: v.fallback.address, port: v.fallback.ipvsPort, forwarding: v.fallback.forwarding, weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+      }
+      services.push(svc);
+    }
+    return { services };
+  }
+
+  /**
+   * What `stop` does (cleanstop, per virtual): yes removes the virtual service (its reals with it),
+   * no leaves it as it is. Returns the operations and the lines ldirectord logs for them.
+   */
+  stop(actual: IpvsTable): { ops: IpvsOp[]; decisions: Decision[] } {
+    const ops: IpvsOp[] = [];
+    const decisions: Decision[] = [];
+    for (const { virtual: v } of this.#virtuals.values()) {
+      if (!v.cleanstop) continue;
+      const have = actual.services.find((s) => serviceId(s) === v.id);
+      if (!have) continue;
+      for (const r of v.reals) {
+        const st = this.#reals.get(r.id)!.state;
+        if (st.up && have.reals.some((x) => x.address === r.address && x.port === r.ipvsPort)) {
+          decisions.push({ kind: 'real-purged', virtualId: v.id, realId: r.id, message: `Purged real server (stop): ${this.#rl(r, v)}` });
+        }
+      }
+      ops.push({ op: 'delete-service', key: v.key });
+      decisions.push({ kind: 'virtual-purged', virtualId: v.id, message: `Purged virtual server (stop): ${v.label}` });
+    }
+    return { ops, decisions };
+  }
+
+  status(): VirtualStatus[] {
+    const desired = this.desired(this.#lastActual);
+    return [...this.#virtuals.values()].map(({ virtual: v }) => {
+      const svc = desired.services.find((s) => serviceId(s) === v.id);
+      const reals: RealStatus[] = v.reals.map((r) => {
+        const st = this.#reals.get(r.id)!.state;
+        const inTable = svc?.reals.find((x) => x.address === r.address && x.port === r.ipvsPort);
+        return {
+          id: r.id, address: r.address, port: r.port, forwarding: r.forwarding,
+          weight: inTable?.weight ?? -1, configuredWeight: r.weight,
+          up: st.up, pending: st.pending, failCount: st.failCount, maintenance: st.maintenance,
+          lastVerdict: st.lastVerdict,
+        };
+      });
+      return {
+        id: v.id, label: v.label, scheduler: v.scheduler, quiescent: v.quiescent,
+        fallback: v.fallback ? endpoint(v.fallback.address, v.fallback.port) : undefined,
+        fallbackActive: !this.#anyUp(v) && v.fallback !== undefined,
+        realsUp: reals.filter((r) => r.up).length,
+        reals,
+      };
+    });
+  }
+
+  /** `127.0.0.12:80 (127.0.0.100:80)`, as ldirectord names a real in table-change lines. */
+  #rl(r: LdReal, v: LdVirtual): string {
+    return `${endpoint(r.address, r.port)} (${v.label})`;
+  }
+  /** `127.0.0.12:80 (tcp:127.0.0.100:80)`, as ldirectord names a real in check lines. */
+  #rl2(r: LdReal, v: LdVirtual): string {
+    return `${endpoint(r.address, r.port)} (${v.protocol}:${v.label})`;
+  }
+}
+
+function serviceDiffers(a: VirtualService, b: VirtualService): boolean {
+  return (
+    a.scheduler !== b.scheduler ||
+    (a.persistence?.timeoutS ?? 0) !== (b.persistence?.timeoutS ?? 0) ||
+    (a.persistence?.netmask ?? '') !== (b.persistence?.netmask ?? '') && !!b.persistence ||
+    (a.schedFlags ?? []).join(',') !== (b.schedFlags ?? []).join(',') ||
+    !!a.ops !== !!b.ops
+  );
+}
+
+function realDiffers(a: RealServer, b: RealServer): boolean {
+  return a.forwarding !== b.forwarding || a.weight !== b.weight || (a.upperThreshold ?? 0) !== (b.upperThreshold ?? 0) || (a.lowerThreshold ?? 0) !== (b.lowerThreshold ?? 0);
+}
