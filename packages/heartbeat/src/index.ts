@@ -3,3 +3,4 @@ export * from './errors.ts';
 export * from './codec.ts';
 export * from './hacf.ts';
 export * from './authkeys.ts';
+export * from './media/index.ts';

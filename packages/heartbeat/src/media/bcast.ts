@@ -1,0 +1,47 @@
+/**
+ * bcast: status packets to the interface's broadcast address on udpport, as heartbeat's bcast
+ * plugin does. The receive socket is bound to that broadcast address, so it hears only broadcasts
+ * of this interface's subnet (the stand-in for SO_BINDTODEVICE); our own packets, looped back by
+ * the kernel, are recognised by source address and port and dropped.
+ */
+import type { Socket } from 'node:dgram';
+import type { Medium, Received } from '../types.ts';
+import { ifaceIPv4 } from './iface.ts';
+import { bindSocket, closeSocket, from, udpSocket, type MediumOptions } from './udp.ts';
+
+export interface BcastSpec { dev: string; port: number }
+
+export function createBcastMedium(spec: BcastSpec, opts: MediumOptions = {}): Medium {
+  let recv: Socket | undefined;
+  let send: Socket | undefined;
+  let target = '';
+  let self = '';
+  return {
+    type: 'bcast',
+    link: spec.dev,
+    async start(onPacket: (r: Received) => void): Promise<void> {
+      const ifa = ifaceIPv4(spec.dev);
+      target = ifa.broadcast;
+      recv = udpSocket();
+      send = udpSocket();
+      await bindSocket(recv, ifa.broadcast, spec.port, `bcast ${spec.dev}`);
+      await bindSocket(send, ifa.address, 0, `bcast ${spec.dev}`);
+      send.setBroadcast(true);
+      self = `${ifa.address}:${send.address().port}`;
+      recv.on('error', (e) => opts.onError?.(e));
+      send.on('error', (e) => opts.onError?.(e));
+      recv.on('message', (packet, rinfo) => {
+        const src = from(rinfo);
+        if (src !== self) onPacket({ packet, link: spec.dev, from: src });
+      });
+    },
+    send(packet: Buffer): void {
+      send?.send(packet, spec.port, target, (err) => err && opts.onError?.(err));
+    },
+    async close(): Promise<void> {
+      const r = recv, s = send;
+      recv = send = undefined;
+      await Promise.all([closeSocket(r), closeSocket(s)]);
+    },
+  };
+}

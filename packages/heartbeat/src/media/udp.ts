@@ -1,0 +1,40 @@
+/** Socket plumbing shared by bcast, mcast and ucast. */
+import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { TandemError } from '@tandem/core';
+
+export interface MediumOptions {
+  /** Called for send and socket errors; a medium never throws from send(). */
+  onError?: (err: Error) => void;
+}
+
+export function udpSocket(): Socket {
+  return createSocket({ type: 'udp4', reuseAddr: true });
+}
+
+export function bindSocket(sock: Socket, address: string, port: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onErr = (err: Error): void => {
+      reject(new TandemError('E_MEDIA_BIND', `${what}: cannot bind ${address}:${port}: ${err.message}`, { cause: err, hint: 'is another heartbeat running on this port?' }));
+    };
+    sock.once('error', onErr);
+    sock.bind({ address, port, exclusive: false }, () => {
+      sock.off('error', onErr);
+      resolve();
+    });
+  });
+}
+
+export function closeSocket(sock: Socket | undefined): Promise<void> {
+  if (!sock) return Promise.resolve();
+  return new Promise((resolve) => {
+    try {
+      sock.close(() => resolve());
+    } catch {
+      resolve(); // already closed
+    }
+  });
+}
+
+export function from(r: RemoteInfo): string {
+  return `${r.address}:${r.port}`;
+}
