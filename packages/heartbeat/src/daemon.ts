@@ -23,6 +23,9 @@
  *   resources (and send `resource rsc_hold=none info=shutdown`), then resolve. The daemon then sends
  *   `shutdone st=dead` so the peer takes over at once instead of waiting for deadtime.
  *
+ * The `heartbeat` command creates the plugin with `createResourceManager(args:
+ * ResourceManagerFactoryArgs)` exported by src/rm/index.ts (see cli/plugins.ts); `-M` skips it.
+ *
  * ## Scheduling: why the event loop does not stall past a keepalive
  *
  * - Keepalives and death checks run on precise one-shot timers computed from the monotonic clock:
@@ -58,6 +61,7 @@ import {
 import { ReplayGuard, verify, buildFields, encodePacket, activeKey, type GateContext, type HbMessage, type SignKey } from './codec.ts';
 import { Membership, MembershipDriver, describeEvent, type MembershipEvent, type NodeState, type NodeView } from './membership.ts';
 import type { AuthKeys, Medium, Received, Timing } from './types.ts';
+import type { HaConfig } from './hacf.ts';
 
 export const TANDEM_HEARTBEAT_VERSION = '3.0.6-tandem';
 export const DEFAULT_CONTROL_SOCKET = '/var/run/heartbeat/tandem.sock';
@@ -106,6 +110,15 @@ export interface ResourceManagerPlugin {
   resourceStatus?(): string;
   status?(): Record<string, unknown>;
   stop(): Promise<void>;
+}
+
+/** What `createResourceManager` (src/rm/index.ts) is given by the `heartbeat` command. */
+export interface ResourceManagerFactoryArgs {
+  configDir: string;
+  haConfig: HaConfig;
+  /** This node's name. */
+  nodeName: string;
+  logger: Logger;
 }
 
 export interface ReloadResult {
@@ -463,7 +476,7 @@ export class HeartbeatDaemon {
     return {
       keepalive: `${t.keepaliveMs}ms`, deadtime: `${t.deadtimeMs}ms`, warntime: `${t.warntimeMs}ms`, initdead: `${t.initdeadMs}ms`,
       deadping: `${this.config.deadpingMs ?? t.deadtimeMs}ms`, hopfudge: String(this.config.hopfudge ?? 1),
-      msgfmt: this.config.msgfmt ?? 'classic', hbversion: TANDEM_HEARTBEAT_VERSION,
+      msgfmt: this.config.msgfmt ?? 'classic', hbversion: `${TANDEM_HEARTBEAT_VERSION} (node: tandem)`,
       ...this.config.parameters,
     };
   }
