@@ -21,8 +21,8 @@ import { resolveMissing, systemNameTables, type NameTables } from './resolve.ts'
  * `Yes`, missing quotes), and never gives a line ldirectord accepts another meaning without one.
  */
 
-export type DaemonState = 'starting' | 'running' | 'stopping' | 'reloading';
-const DAEMON_STATES: readonly DaemonState[] = ['starting', 'running', 'stopping', 'reloading'];
+export type EmailAlertState = 'starting' | 'running' | 'stopping' | 'reloading';
+const DAEMON_STATES: readonly EmailAlertState[] = ['starting', 'running', 'stopping', 'reloading'];
 
 export const SERVICES: readonly ServiceName[] = [
   'dns', 'ftp', 'http', 'https', 'http_proxy', 'imap', 'imaps', 'ldap', 'ldaps', 'mysql', 'nntp', 'none', 'oracle',
@@ -97,7 +97,7 @@ export interface LdVirtual {
   fallbackCommand?: string | undefined;
   emailAlert: string[];
   emailAlertFreqS: number;
-  emailAlertStatus: DaemonState[];
+  emailAlertStatus: EmailAlertState[];
   smtp?: string | undefined;
   monitorfile?: string | undefined;
   servicename?: string | undefined;
@@ -119,7 +119,7 @@ export interface LdGlobal {
   logfile: string;
   emailAlert: string[];
   emailAlertFreqS: number;
-  emailAlertStatus: DaemonState[];
+  emailAlertStatus: EmailAlertState[];
   emailAlertFrom?: string | undefined;
   smtp?: string | undefined;
   execute: string[];
@@ -195,7 +195,7 @@ interface Scope {
   cleanstop?: boolean;
   emailAlert?: string[];
   emailAlertFreqS?: number;
-  emailAlertStatus?: DaemonState[];
+  emailAlertStatus?: EmailAlertState[];
   smtp?: string;
 }
 
@@ -772,7 +772,7 @@ class Parser {
     }
   }
 
-  emailStatus(value: string, loc: Location): DaemonState[] | undefined {
+  emailStatus(value: string, loc: Location): EmailAlertState[] | undefined {
     const parts = this.quoted(value, loc, false)?.split(/\s*,\s*/).map((s) => s.trim()).filter(Boolean) ?? [];
     if (parts.length === 0) {
       this.error('E_LDCF_EMAILSTATUS', loc, 'emailalertstatus is empty', 'all, none, or a list of starting,running,stopping,reloading');
@@ -780,9 +780,9 @@ class Parser {
     }
     if (parts.includes('all')) return parts.length === 1 ? [...DAEMON_STATES] : this.emailStatusMix(loc, 'all', parts);
     if (parts.includes('none')) return parts.length === 1 ? [] : this.emailStatusMix(loc, 'none', parts);
-    const out: DaemonState[] = [];
+    const out: EmailAlertState[] = [];
     for (const p of parts) {
-      if ((DAEMON_STATES as readonly string[]).includes(p)) out.push(p as DaemonState);
+      if ((DAEMON_STATES as readonly string[]).includes(p)) out.push(p as EmailAlertState);
       else {
         const guess = didYouMean(p, [...DAEMON_STATES, 'all', 'none']);
         this.error('E_LDCF_EMAILSTATUS', loc, `invalid email alert status "${p}"`, guess ? `did you mean ${guess}?` : 'all, none, starting, running, stopping, reloading');

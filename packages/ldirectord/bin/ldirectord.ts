@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// `ldirectord`: see packages/ldirectord/src/cli.ts and README.md.
+import { main } from '../src/cli.ts';
+
+// Exit explicitly: after `start` the detached daemon child must not keep this process waiting.
+// stdout and stderr are synchronous for files and pipes, so nothing written is lost.
+process.exit(await main(process.argv.slice(2)));
