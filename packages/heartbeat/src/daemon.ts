@@ -461,7 +461,7 @@ export class HeartbeatDaemon {
       generation: this.#generation,
       managedBy: rm ? 'haresources' : 'none',
       resources: rm?.resourceStatus?.() ?? 'local',
-      nodes: this.#driver ? this.membership.nodes().map((n) => (n.name === this.config.nodeName ? { ...n, state: this.#localState } : n)) : [],
+      nodes: this.#driver ? this.membership.nodes().map((n) => (n.name === this.config.nodeName ? this.#localView(n) : n)) : [],
       timing: this.config.timing,
       parameters: this.#parameters(),
       drops: Object.fromEntries(this.#drops),
@@ -469,6 +469,15 @@ export class HeartbeatDaemon {
       keepaliveSendLateMaxMs: Math.round(this.#lateSendMaxMs * 1000) / 1000,
       rm: rm?.status?.(),
     };
+  }
+
+  /**
+   * This node as cl_status shows it: its own state, and its links up while their media run (heartbeat
+   * hears itself through the self-addressed ucast copy; tandem's media do not loop packets back).
+   */
+  #localView(n: NodeView): NodeView {
+    const running = this.#state === 'running';
+    return { ...n, state: this.#localState, links: n.links.map((l) => ({ ...l, state: running || l.state === 'up' ? 'up' : 'dead' })) };
   }
 
   #parameters(): Record<string, string> {
