@@ -106,9 +106,9 @@ export function decodePacket(buf: Buffer): DecodeResult {
   const [n, start] = len;
   const end = start + n;
   if (end !== buf.length - 1 || buf[end] !== 0x2c) return fail('auth trailer length does not match the packet');
-  const m = /^(\d{1,2}) ([0-9a-fA-F]{1,128})$/.exec(buf.toString('latin1', start, end));
+  const m = /^(\d{1,2}) ([0-9a-f]{1,128})$/.exec(buf.toString('latin1', start, end));
   if (!m) return fail('auth trailer is not "N digest"');
-  return { ok: true, packet: { format: 'netstring', fields, signed: Buffer.from(signed), trailer: { keyNum: Number(m[1]), digest: m[2]!.toLowerCase() } } };
+  return { ok: true, packet: { format: 'netstring', fields, signed: Buffer.from(signed), trailer: { keyNum: Number(m[1]), digest: m[2]! } } };
 }
 
 const CLASSIC_HEAD = Buffer.from('>>>\n');
@@ -136,19 +136,20 @@ export function decodeClassic(buf: Buffer): DecodeResult {
     const type = m[1] === undefined ? FT_STRING : Number(m[1]);
     let value: Buffer;
     if (type === FT_BINARY) {
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(m[3]!)) return fail(`field ${m[2]} is not base64`);
       value = Buffer.from(m[3]!, 'base64');
+      // Only the canonical form: the signature covers the re-encoded text.
+      if (value.toString('base64') !== m[3]) return fail(`field ${m[2]} is not canonical base64`);
     } else value = Buffer.from(m[3]!, 'latin1');
     const f = { name: m[2]!, type, value };
     if (f.name === 'auth') auth = f;
     else fields.push(f);
   }
   if (!auth) return fail('classic message without auth line');
-  const a = /^(\d{1,2}) ([0-9a-fA-F]{1,128})$/.exec(auth.value.toString('latin1'));
+  const a = /^(\d{1,2}) ([0-9a-f]{1,128})$/.exec(auth.value.toString('latin1'));
   if (!a) return fail('auth line is not "N digest"');
   return {
     ok: true,
-    packet: { format: 'classic', fields: [...fields, auth], signed: classicText(fields), trailer: { keyNum: Number(a[1]), digest: a[2]!.toLowerCase() } },
+    packet: { format: 'classic', fields: [...fields, auth], signed: classicText(fields), trailer: { keyNum: Number(a[1]), digest: a[2]! } },
   };
 }
 
