@@ -1,4 +1,4 @@
-import { canonicalAddress, compareAddress, familyOf, maskPrefix } from './addr.ts';
+import { canonicalAddress, compareAddress, familyOf } from './addr.ts';
 import { tableError, IpvsError } from './errors.ts';
 import { type IpvsOp, type IpvsTable, type RealServer, type ServiceKey, type VirtualService, realId, serviceId } from './model.ts';
 
@@ -17,11 +17,12 @@ export const KNOWN_SCHEDULERS: readonly string[] = ['rr', 'wrr', 'lc', 'wlc', 'l
 const PROTO_NUMBER: Record<string, number> = { tcp: 6, udp: 17, sctp: 132, fwm: 0 };
 
 /** Scheduler flag bits (IP_VS_SVC_F_SCHED1..3) and their names per scheduler, as ipvsadm prints them. */
-const FLAG_NAMES: Record<string, readonly [string, string, string]> = {
-  sh: ['sh-fallback', 'sh-port', 'flag-3'],
-  mh: ['mh-fallback', 'mh-port', 'flag-3'],
+const FLAG_NAMES: Record<string, readonly string[]> = {
+  // ipvsadm shows only the two named flags of sh and mh; a third bit is kept but not printed.
+  sh: ['sh-fallback', 'sh-port'],
+  mh: ['mh-fallback', 'mh-port'],
 };
-const GENERIC_FLAGS: readonly [string, string, string] = ['flag-1', 'flag-2', 'flag-3'];
+const GENERIC_FLAGS: readonly string[] = ['flag-1', 'flag-2', 'flag-3'];
 
 /** Flag names → bits 0..2, or undefined for an unknown name. */
 export function schedFlagBits(flags: readonly string[]): number | undefined {
@@ -38,6 +39,14 @@ export function schedFlagBits(flags: readonly string[]): number | undefined {
 export function schedFlagNames(scheduler: string, bits: number): string[] {
   const names = FLAG_NAMES[scheduler] ?? GENERIC_FLAGS;
   return names.filter((_, i) => (bits & (1 << i)) !== 0);
+}
+
+/** Canonical flag list for storage: the bits in order, named for the scheduler where it names them. */
+function canonicalFlags(scheduler: string, bits: number): string[] {
+  const named = FLAG_NAMES[scheduler] ?? GENERIC_FLAGS;
+  const out: string[] = [];
+  for (let i = 0; i < 3; i++) if (bits & (1 << i)) out.push(named[i] ?? GENERIC_FLAGS[i]!);
+  return out;
 }
 
 /** The key part of a service, with fwm services reduced to mark and family. */
@@ -72,7 +81,8 @@ export function normalizeService(s: VirtualService, opIndex?: number): VirtualSe
     if (!Number.isInteger(t) || t < 1 || t > 0x7fffffff) throw tableError('E_IPVS_INVALID', `persistence timeout ${t}`, opIndex);
     const m = s.persistence.netmask;
     if (m !== undefined && m !== '') {
-      const ok = family === 'inet' ? maskPrefix(m) !== undefined : /^\d+$/.test(m) && Number(m) >= 1 && Number(m) <= 128;
+      // The kernel takes any IPv4 mask, contiguous or not (ipvsadm -M 255.0.255.0 is accepted).
+      const ok = family === 'inet' ? canonicalAddress(m) !== undefined && familyOf(m) === 'inet' : /^\d+$/.test(m) && Number(m) >= 1 && Number(m) <= 128;
       if (!ok) throw tableError('E_IPVS_INVALID', `persistence netmask ${m}`, opIndex);
     }
     out.persistence = isHostMask(m, family) ? { timeoutS: t } : { timeoutS: t, netmask: family === 'inet6' ? String(Number(m)) : m };
@@ -80,7 +90,7 @@ export function normalizeService(s: VirtualService, opIndex?: number): VirtualSe
   if (s.schedFlags && s.schedFlags.length > 0) {
     const bits = schedFlagBits(s.schedFlags);
     if (bits === undefined) throw tableError('E_IPVS_INVALID', `scheduler flags ${s.schedFlags.join(',')}`, opIndex);
-    if (bits !== 0) out.schedFlags = schedFlagNames(s.scheduler, bits);
+    if (bits !== 0) out.schedFlags = canonicalFlags(s.scheduler, bits);
   }
   if (s.ops) out.ops = true;
   return out;
@@ -172,10 +182,35 @@ export function tableToOps(t: IpvsTable): IpvsOp[] {
  * `details.opIndex` its index in the batch), so a batch is applied whole or not at all.
  */
 export function applyOps(table: IpvsTable, ops: readonly IpvsOp[]): IpvsTable {
+  const services = copyServices(table);
+  ops.forEach((op, i) => applyOne(services, op, i));
+  // Insertion order is kept (the kernel lists in its own order and ipvsadm sorts when printing).
+  return { services: [...services.values()] };
+}
+
+/**
+ * Applies each operation on its own, as the kernel does for one ipvsadm command after another: a
+ * refused operation changes nothing and the next one still runs. Returns the new table and, per
+ * operation, the error (undefined when applied).
+ */
+export function applyEach(table: IpvsTable, ops: readonly IpvsOp[]): { table: IpvsTable; errors: (IpvsError | undefined)[] } {
+  const services = copyServices(table);
+  const errors = ops.map((op, i) => {
+    try {
+      applyOne(services, op, i);
+      return undefined;
+    } catch (err) {
+      if (err instanceof IpvsError) return err;
+      throw err;
+    }
+  });
+  return { table: { services: [...services.values()] }, errors };
+}
+
+function copyServices(table: IpvsTable): Map<string, VirtualService> {
   const services = new Map<string, VirtualService>();
   for (const s of table.services) services.set(serviceId(s), { ...s, reals: s.reals.map((r) => ({ ...r })) });
-  ops.forEach((op, i) => applyOne(services, op, i));
-  return sortedTable({ services: [...services.values()] });
+  return services;
 }
 
 function applyOne(services: Map<string, VirtualService>, op: IpvsOp, i: number): void {
@@ -184,8 +219,9 @@ function applyOne(services: Map<string, VirtualService>, op: IpvsOp, i: number):
       const svc = normalizeService(op.service, i);
       const id = serviceId(svc);
       if (services.has(id)) throw tableError('E_IPVS_SERVICE_EXISTS', id, i);
-      services.set(id, svc);
+      // Reals given with the service are validated before anything changes: one op, one outcome.
       for (const r of op.service.reals ?? []) addReal(svc, r, i);
+      services.set(id, svc);
       return;
     }
     case 'edit-service': {

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// ipvsadm 1.31's command line on the embedded balancer (tandem-ipvsd). See packages/ipvs/README.md.
+import { runIpvsadm } from '../src/cli.ts';
+import { socketClient } from '../src/client.ts';
+import { socketPath } from '../src/daemon.ts';
+import { createNameResolver } from '../src/names.ts';
+
+const path = socketPath();
+const chunks: string[] = [];
+const code = await runIpvsadm(
+  process.argv.slice(2),
+  {
+    out: (s) => chunks.push(s),
+    err: (s) => process.stderr.write(s),
+    stdin: async () => {
+      let text = '';
+      process.stdin.setEncoding('utf8');
+      for await (const c of process.stdin) text += c as string;
+      return text;
+    },
+  },
+  // ipvsadm names itself by its argv[0]; under an `ipvsadm` link that is the link's path.
+  { prog: process.argv[1] ?? 'ipvsadm', client: () => socketClient(path), names: createNameResolver(), socketPath: path },
+);
+if (chunks.length > 0) process.stdout.write(chunks.join(''));
+process.exitCode = code;

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// The embedded balancer's daemon: holds the IPVS table, forwards, answers tandem-ipvsadm. See packages/ipvs/README.md.
+import { parseArgs } from 'node:util';
+import { createLogger, formatProblem, ConfigError, TandemError } from '@tandem/core';
+import { IpvsDaemon, DEFAULT_STATE_FILE, nullDataplane, resolveGroup, socketPath } from '../src/daemon.ts';
+
+const HELP = `Usage: tandem-ipvsd [options]
+  --socket PATH     control socket (default $TANDEM_IPVSD_SOCKET or /run/tandem/ipvsd.sock)
+  --group G         let group G use the socket too (mode 0660; default 0600, root only)
+  --state FILE      where the table is kept across restarts (default ${DEFAULT_STATE_FILE})
+  --no-state        keep the table in memory only
+  --restore FILE    load an ipvsadm-save file at start (replaces the saved table)
+  --dataplane none  hold the table without forwarding (tests, or a kernel data plane elsewhere)
+  --logfile FILE    log to FILE (default: stderr)
+  --logfacility F   log to syslog facility F
+  --debug           log debug lines too
+`;
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      socket: { type: 'string' },
+      group: { type: 'string' },
+      state: { type: 'string' },
+      'no-state': { type: 'boolean' },
+      restore: { type: 'string' },
+      dataplane: { type: 'string' },
+      logfile: { type: 'string' },
+      logfacility: { type: 'string' },
+      debug: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+} catch (err) {
+  process.stderr.write(`tandem-ipvsd: ${(err as Error).message}\n${HELP}`);
+  process.exit(2);
+}
+if (args.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+if (args.dataplane !== undefined && args.dataplane !== 'none' && args.dataplane !== 'embedded') {
+  process.stderr.write(`tandem-ipvsd: unknown --dataplane ${args.dataplane} (none or embedded)\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ ident: 'tandem-ipvsd', logfile: args.logfile, logfacility: args.logfacility, console: !args.logfile && !args.logfacility, level: args.debug ? 'debug' : 'info' });
+const path = socketPath(args.socket);
+try {
+  const daemon = await IpvsDaemon.create({
+    stateFile: args['no-state'] ? undefined : (args.state ?? DEFAULT_STATE_FILE),
+    dataplane: args.dataplane === 'none' ? nullDataplane() : undefined,
+    logger,
+  });
+  if (args.restore) {
+    await daemon.restoreFile(args.restore);
+    logger.info(`restored ${daemon.table.services.length} virtual service(s) from ${args.restore}`);
+  }
+  const server = await daemon.listen(path, args.group === undefined ? undefined : resolveGroup(args.group));
+  logger.info(`listening on ${path} (pid ${process.pid})`);
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${sig}: stopping`);
+    await server.close();
+    await daemon.close();
+    await logger.close();
+    process.exit(0);
+  };
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
+} catch (err) {
+  const msg = err instanceof ConfigError ? err.report() : err instanceof TandemError ? formatProblem({ severity: 'error', code: err.code, message: err.message, hint: err.hint }) : String((err as Error).stack ?? err);
+  process.stderr.write(`tandem-ipvsd: ${msg}\n`);
+  await logger.close();
+  process.exit(1);
+}
