@@ -24,6 +24,8 @@ export interface SerialOptions extends MediumOptions {
   stty?: string[];
 }
 
+/** Frames waiting for the line before new ones are dropped (a keepalive is useless when late). */
+export const SERIAL_MAX_QUEUE = 64;
 /** heartbeat's MAXMSG: a frame longer than this is garbage. */
 export const SERIAL_MAX_FRAME = 40_000;
 const HEAD = Buffer.from('>>>\n');
@@ -79,6 +81,30 @@ export class ClassicFramer {
 export function createSerialMedium(spec: SerialSpec, opts: SerialOptions = {}): Medium {
   let fd: number | undefined;
   let reader: ReadStream | undefined;
+  // One write at a time, in order: concurrent fs.write calls may complete out of order.
+  const queue: Buffer[] = [];
+  let offset = 0;
+  const pump = (): void => {
+    const frame = queue[0];
+    if (frame === undefined || fd === undefined) return;
+    write(fd, frame, offset, frame.length - offset, null, (err, n) => {
+      if (err && (err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        setTimeout(pump, 5).unref();
+        return;
+      }
+      if (err) {
+        opts.onError?.(err);
+        queue.shift();
+        offset = 0;
+      } else if (offset + n < frame.length) {
+        offset += n;
+      } else {
+        queue.shift();
+        offset = 0;
+      }
+      pump();
+    });
+  };
   return {
     type: 'serial',
     link: spec.device,
@@ -109,15 +135,18 @@ export function createSerialMedium(spec: SerialSpec, opts: SerialOptions = {}): 
         opts.onError?.(new Error(`serial ${spec.device}: packet cannot be framed (not a message, or no inner auth and no key)`));
         return;
       }
-      write(fd, frame, 0, frame.length, null, (err, n) => {
-        if (err) opts.onError?.(err);
-        else if (n !== frame.length) opts.onError?.(new Error(`serial ${spec.device}: short write ${n}/${frame.length}`));
-      });
+      if (queue.length >= SERIAL_MAX_QUEUE) {
+        opts.onError?.(new Error(`serial ${spec.device}: ${queue.length} frames waiting, line too slow; frame dropped`));
+        return;
+      }
+      queue.push(frame);
+      if (queue.length === 1) pump();
     },
     async close(): Promise<void> {
       const r = reader, f = fd;
       reader = undefined;
       fd = undefined;
+      queue.length = 0;
       if (r) {
         await new Promise<void>((resolve) => {
           r.once('close', () => resolve());
