@@ -728,3 +728,44 @@ export function parseRules(text: string, file: string, opts: { names?: NameResol
   sink.throwIfErrors();
   return { ops };
 }
+
+function serviceArg(k: ServiceKey): string {
+  if (k.protocol === 'fwm') return `-f ${k.fwmark}${k.family === 'inet6' ? ' -6' : ''}`;
+  const ep = k.address.includes(':') ? `[${k.address}]:${k.port}` : `${k.address}:${k.port}`;
+  return `${k.protocol === 'tcp' ? '-t' : k.protocol === 'udp' ? '-u' : '--sctp-service'} ${ep}`;
+}
+
+const FWD_FLAG: Record<Forwarding, string> = { gate: '-g', masq: '-m', ipip: '-i' };
+
+/** One table operation as a line of `ipvsadm -R` input (numeric, thresholds included). */
+export function opToRuleLine(op: IpvsOp): string {
+  switch (op.op) {
+    case 'add-service':
+    case 'edit-service': {
+      const s = op.service;
+      let line = `${op.op === 'add-service' ? '-A' : '-E'} ${serviceArg(s)} -s ${s.scheduler}`;
+      if (s.persistence) {
+        line += ` -p ${s.persistence.timeoutS}`;
+        if (s.persistence.netmask) line += ` -M ${s.persistence.netmask}`;
+      }
+      if (s.ops) line += ' -o';
+      if (s.schedFlags && s.schedFlags.length > 0) line += ` -b ${s.schedFlags.join(',')}`;
+      return line;
+    }
+    case 'delete-service':
+      return `-D ${serviceArg(op.key)}`;
+    case 'add-real':
+    case 'edit-real': {
+      const r = op.real;
+      const ep = r.address.includes(':') ? `[${r.address}]:${r.port}` : `${r.address}:${r.port}`;
+      let line = `${op.op === 'add-real' ? '-a' : '-e'} ${serviceArg(op.key)} -r ${ep} ${FWD_FLAG[r.forwarding]} -w ${r.weight}`;
+      if (r.upperThreshold) line += ` -x ${r.upperThreshold}`;
+      if (r.lowerThreshold) line += ` -y ${r.lowerThreshold}`;
+      return line;
+    }
+    case 'delete-real': {
+      const ep = op.address.includes(':') ? `[${op.address}]:${op.port}` : `${op.address}:${op.port}`;
+      return `-d ${serviceArg(op.key)} -r ${ep}`;
+    }
+  }
+}
