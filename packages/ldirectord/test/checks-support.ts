@@ -112,7 +112,7 @@ export interface Daemon {
   stop: () => Promise<void>;
 }
 
-export function startDaemon(file: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; user?: string } = {}): Daemon {
+export function startDaemon(file: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; user?: string; stopSignal?: NodeJS.Signals } = {}): Daemon {
   let out = '';
   const ids = opts.user ? userIds(opts.user) : undefined;
   const child = execa(file, args, { reject: false, env: opts.env, cwd: opts.cwd, stdin: 'ignore', all: true, buffer: false, ...(ids ?? {}) });
@@ -127,7 +127,7 @@ export function startDaemon(file: string, args: string[], opts: { env?: Record<s
     stop: async () => {
       if (child.exitCode !== null && child.exitCode !== undefined) return;
       try {
-        process.kill(pid, 'SIGTERM');
+        process.kill(pid, opts.stopSignal ?? 'SIGTERM');
       } catch {
         return;
       }
@@ -137,7 +137,7 @@ export function startDaemon(file: string, args: string[], opts: { env?: Record<s
         } catch {
           // gone
         }
-      }, 5000);
+      }, 10_000);
       await child.catch(() => {});
       clearTimeout(t);
     },
