@@ -226,6 +226,7 @@ export class HeartbeatDaemon {
   #badpackLoggedAt = -Infinity;
   #stopping: Promise<void> | undefined;
   #opts: DaemonOptions;
+  #waiters = new Set<{ type: string; node: string | undefined; resolve: (r: ControlReply) => void; timer: NodeJS.Timeout }>();
 
   constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -407,7 +408,15 @@ export class HeartbeatDaemon {
   }
 
   #onEvents(events: MembershipEvent[]): void {
+    const wallMs = Date.now();
     for (const e of events) {
+      for (const w of this.#waiters) {
+        if (w.type === e.type && (w.node === undefined || w.node === e.node)) {
+          clearTimeout(w.timer);
+          this.#waiters.delete(w);
+          w.resolve({ ok: true, event: e, wallMs });
+        }
+      }
       const d = describeEvent(e);
       this.logger[d.level](d.msg);
       this.metrics.inc(M.events, 'membership events by type', { type: e.type });
@@ -506,6 +515,21 @@ export class HeartbeatDaemon {
         this.logger.info(`reload: ${r.message}`);
         return r.ok ? { ok: true, message: r.message } : { ok: false, error: r.message, code: 'E_HB_RELOAD' };
       }
+      case 'wait': {
+        // {"cmd":"wait","event":"node-dead","node":"node2","timeoutMs":30000}: answers when that
+        // membership event happens, with the wall-clock time it happened (for benchmarks and tests
+        // in other processes, which cannot share this process's monotonic clock).
+        const type = String(req.event ?? '');
+        const node = req.node === undefined ? undefined : String(req.node);
+        const timeoutMs = Math.min(Number(req.timeoutMs ?? 60_000) || 60_000, 3_600_000);
+        return new Promise<ControlReply>((resolve) => {
+          const w = {
+            type, node, resolve,
+            timer: setTimeout(() => { this.#waiters.delete(w); resolve({ ok: false, error: `no ${type} within ${timeoutMs} ms`, code: 'E_HB_TIMEOUT' }); }, timeoutMs),
+          };
+          this.#waiters.add(w);
+        });
+      }
       case 'stop':
         // Answer first, then stop: the caller waits for the pid to go.
         setImmediate(() => void this.stop().then(() => this.#opts.onStopped?.()));
@@ -558,6 +582,11 @@ export class HeartbeatDaemon {
       this.#sendStatus('dead');
     }
     this.#driver?.stop();
+    for (const w of this.#waiters) {
+      clearTimeout(w.timer);
+      w.resolve({ ok: false, error: 'heartbeat stopped', code: 'E_HB_STATE' });
+    }
+    this.#waiters.clear();
     for (const i of this.#intervals) clearInterval(i);
     this.#intervals = [];
     this.#histogram?.disable();

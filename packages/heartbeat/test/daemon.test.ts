@@ -232,5 +232,14 @@ describe('heartbeat daemon in process (in-memory media)', function () {
     const sb = await controlRequest(sock, { cmd: 'standby', resources: 'foreign' });
     assert.deepEqual(sb, { ok: true, asked: 'foreign' });
     await tap.close();
+    // `wait` answers when the event happens, with its wall-clock time.
+    const waiting = controlRequest(sock, { cmd: 'wait', event: 'node-dead', node: 'b', timeoutMs: 20_000 }, 25_000);
+    await new Promise((r) => setTimeout(r, 50));
+    const cutAt = Date.now();
+    hub.cutNode('b', ['eth0']);
+    const w = await waiting;
+    assert.ok(w.ok);
+    assert.equal((w.event as { node: string }).node, 'b');
+    assert.ok((w.wallMs as number) >= cutAt);
   });
 });
