@@ -613,7 +613,7 @@ class Parser {
     if (text === 'gate' || text === 'masq' || text === 'ipip') return text;
     const lower = text?.toLowerCase();
     const alias: Record<string, Forwarding> = { route: 'gate', dr: 'gate', direct: 'gate', nat: 'masq', tun: 'ipip', tunnel: 'ipip', gate: 'gate', masq: 'masq', ipip: 'ipip' };
-    const guess = lower ? alias[lower] : undefined;
+    const guess = lower ? alias[lower] ?? didYouMean(lower, ['gate', 'masq', 'ipip']) : undefined;
     this.error('E_LDCF_FORWARD', loc, `forward method must be gate, masq or ipip${text ? `, got "${text}"` : ' (it is missing)'}`, guess ? `did you mean ${guess}?` : 'gate = direct routing, masq = NAT, ipip = tunnel');
     return undefined;
   }
@@ -1079,10 +1079,11 @@ class Parser {
   expandHosts(spec: string, loc: Location, six: boolean): { hosts: { text: string; bracketed: boolean }[]; port?: string | undefined } | undefined {
     let m = /^\[([^\]]+)\](?::([A-Za-z0-9_-]+))?$/.exec(spec);
     if (m && isIPv6(m[1]!)) return { hosts: [{ text: m[1]!, bracketed: true }], port: m[2] };
-    m = /^([0-9.]+)->([0-9.]+)(?::([A-Za-z0-9_-]+))?$/.exec(spec);
-    if (m) {
-      if (!isIPv4(m[1]!) || !isIPv4(m[2]!)) {
-        this.error('E_LDCF_RANGE', loc, `range ${m[1]}->${m[2]} must join two IPv4 addresses`);
+    const arrow = /^([^\s>]+)->(\S+)$/.exec(spec);
+    if (arrow) {
+      m = /^([0-9.]+)->([0-9.]+)(?::([A-Za-z0-9_-]+))?$/.exec(spec);
+      if (!m || !isIPv4(m[1]!) || !isIPv4(m[2]!)) {
+        this.error('E_LDCF_RANGE', loc, `range ${spec} must join two IPv4 addresses (a.b.c.d->a.b.c.e[:port])`);
         return undefined;
       }
       const a = ipv4ToInt(m[1]!);

@@ -283,6 +283,7 @@ export class LdDaemon {
     for (const op of ops) this.#log('debug', `ipvs: ${describeOp(op)}`);
     try {
       await this.backend.apply(ops);
+      policy.applied(desired);
       this.#lastApplyError = undefined;
       this.metrics.inc('ldirectord_table_ops_total', 'IPVS operations applied', {}, ops.length);
       this.metrics.inc('ldirectord_table_batches_total', 'IPVS batches applied');

@@ -181,7 +181,7 @@ export class Policy {
           out.push({ kind: 'real-purged', virtualId: v.id, message: `Purged real server (start): ${ep} (${v.label})` });
         }
       }
-      out.push(...this.#fallbackDecisions(v, have, true));
+      out.push(...this.#fallbackDecisions(v, have));
     }
     for (const id of previouslyOwned) {
       if (this.#owned.has(id) || !actualById.has(id)) continue;
@@ -258,7 +258,7 @@ export class Policy {
       const why = reason ? ` (${reason})` : '';
       if (v.quiescent) {
         if (present) {
-          st.placement = 'keep-if-present';
+          st.placement = this.config.global.readdQuiescent ? 'place' : 'keep-if-present';
           out.push({ kind: 'real-quiesced', virtualId: v.id, realId: r.id, alert: true, message: `Quiescent real server: ${this.#rl(r, v)} (Weight set to 0)${why}` });
         } else if (this.config.global.readdQuiescent) {
           st.placement = 'place';
@@ -271,12 +271,12 @@ export class Policy {
         out.push({ kind: 'real-deleted', virtualId: v.id, realId: r.id, alert: true, message: `Deleted real server: ${this.#rl(r, v)}${why}` });
       }
     }
-    out.push(...this.#fallbackDecisions(v, have, false));
+    out.push(...this.#fallbackDecisions(v, have));
     return out;
   }
 
   /** Fallback and fallbackcommand follow "is any real of this virtual up", each once per change. */
-  #fallbackDecisions(v: LdVirtual, have: VirtualService | undefined, initial: boolean): Decision[] {
+  #fallbackDecisions(v: LdVirtual, have: VirtualService | undefined): Decision[] {
     const out: Decision[] = [];
     const anyUp = this.#anyUp(v);
     const vs = this.#virtuals.get(v.id)!.state;
@@ -284,15 +284,13 @@ export class Policy {
       const fbPresent = have?.reals.some((x) => x.address === v.fallback!.address && x.port === v.fallback!.ipvsPort) ?? false;
       const fl = `${endpoint(v.fallback.address, v.fallback.port)} (${v.label})`;
       if (!anyUp && !fbPresent) out.push({ kind: 'fallback-added', virtualId: v.id, alert: true, message: `Added fallback server: ${fl} (Weight set to 1)` });
-      if (anyUp && (fbPresent || !initial)) {
-        if (fbPresent) out.push({ kind: 'fallback-deleted', virtualId: v.id, alert: true, message: `Deleted fallback server: ${fl}` });
-      }
+      if (anyUp && fbPresent) out.push({ kind: 'fallback-deleted', virtualId: v.id, alert: true, message: `Deleted fallback server: ${fl}` });
     }
     const action = anyUp ? 'stop' : 'start';
     if (v.fallbackCommand && vs.command !== action) {
       out.push({
         kind: 'fallbackcommand', virtualId: v.id,
-        command: `${v.fallbackCommand} ${action} ${v.protocol === 'fwm' ? v.label : v.label} ${v.protocol}`,
+        command: `${v.fallbackCommand} ${action} ${v.label} ${v.protocol}`,
         message: `Running fallbackcommand: ${v.fallbackCommand} ${action} ${v.label} ${v.protocol}`,
       });
     }
@@ -350,6 +348,15 @@ export class Policy {
       services.push(svc);
     }
     return { services };
+  }
+
+  /**
+   * Tells the policy that `desired` (from desired()) was applied, so the next decisions see the
+   * table as it now is without reading it back (their log lines say Added vs Restored from it).
+   */
+  applied(desired: IpvsTable): void {
+    const ids = new Set(desired.services.map((s) => serviceId(s)));
+    this.#lastActual = { services: [...desired.services, ...this.#lastActual.services.filter((s) => !ids.has(serviceId(s)))] };
   }
 
   /**
