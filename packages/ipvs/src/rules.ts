@@ -291,10 +291,9 @@ function parseEndpoint(text: string, proto: Protocol, names: NameResolver): Endp
     if (close < 0) return undefined;
     host = text.slice(1, close);
     const rest = text.slice(close + 1);
-    if (rest !== '') {
-      if (!rest.startsWith(':')) return undefined;
-      portText = rest.slice(1);
-    }
+    // A bracketed address must have a port.
+    if (!rest.startsWith(':')) return undefined;
+    portText = rest.slice(1);
     if (!isIPv6(host)) return undefined;
   } else if (isIPv6(text)) {
     host = text;
@@ -345,13 +344,18 @@ export function parseIpvsadmArgs(argv: readonly string[], opts: ParseOptions = {
   const names = opts.names ?? numericResolver;
   const args = [...argv];
   if (args.length === 0) return { ...defaults('list') };
+  // The command is the first option word; words that are not options before it are kept as
+  // arguments (popt permutes them to the end) and refused later as unexpected.
+  const leading: string[] = [];
+  while (args.length > 0 && !(args[0]!.startsWith('-') && args[0]!.length > 1 && args[0] !== '--')) leading.push(args.shift()!);
+  if (args.length === 0 || args[0] === '--') return tryHelp();
   const first = args.shift()!;
   let spec: CommandSpec | undefined;
   let pendingShort = '';
   let pendingBundle = first;
   if (first.startsWith('--')) {
     spec = COMMANDS.find((c) => `--${c.long}` === first);
-  } else if (first.startsWith('-') && first.length > 1) {
+  } else {
     spec = COMMANDS.find((c) => c.short === first[1]);
     pendingShort = first.slice(2);
   }
@@ -361,7 +365,7 @@ export function parseIpvsadmArgs(argv: readonly string[], opts: ParseOptions = {
   if (spec.cmd === 'restore' && opts.readingStdin) return tryHelp();
 
   const seen = new Set<OptionName>();
-  const positional: string[] = [];
+  const positional: string[] = [...leading];
   let fwmarkSeen = false;
   let realText: string | undefined;
   let netmaskText: string | undefined;
