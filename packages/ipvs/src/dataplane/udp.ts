@@ -82,7 +82,8 @@ export class UdpListener {
   constructor(svc: ServiceState, env: Env) {
     this.svc = svc;
     this.env = env;
-    this.sock = dgram.createSocket({ type: svc.config.address.includes(':') ? 'udp6' : 'udp4', ipv6Only: true });
+    const v6 = svc.config.address.includes(':');
+    this.sock = dgram.createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
     this.sock.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
   }
 

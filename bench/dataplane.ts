@@ -1,0 +1,382 @@
+// `npm run bench -- dataplane [--duration S] [--rounds N] [--conns C] [--idle N]`
+//
+// wrk through the embedded balancer (tandem) and through HAProxy (mode tcp), same two nginx
+// backends, plus a direct baseline; keep-alive and `Connection: close`; interleaved rounds with a
+// rotating order. Each balancer and both nginx run pinned to CPU 1, wrk to CPU 0 (the layout of
+// ../shared/reference/dataplane.md). Each balancer has its own source address towards the
+// backends (that reference's TIME_WAIT pitfall). Then RSS of the embedded balancer with N idle
+// connections open through it. Everything on loopback; every child is started and stopped by PID.
+import { execa, type ResultPromise } from 'execa';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const DURATION = opt('duration', 5);
+const ROUNDS = opt('rounds', 3);
+const CONNS = opt('conns', 50);
+const IDLE = opt('idle', 10_000);
+const NODE = process.execPath;
+
+const B1 = '127.0.1.1';
+const B2 = '127.0.1.2';
+const HAP_VIP = '127.0.2.1';
+const TDM_VIP = '127.0.2.2';
+const HAP_SRC = '127.0.2.11';
+const TDM_SRC = '127.0.2.12';
+
+const children: ResultPromise[] = [];
+const exited = new Set<ResultPromise>();
+const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-dp-'));
+
+async function ensureDeps(): Promise<void> {
+  const wanted = readFileSync(join(here, 'debian-packages.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
+  const missing: string[] = [];
+  for (const p of wanted) {
+    const r = await execa('dpkg-query', ['-W', '-f=${Status}', p], { reject: false });
+    if (!String(r.stdout).includes('install ok installed')) missing.push(p);
+  }
+  if (missing.length === 0) return;
+  console.log(`installing ${missing.join(' ')} (bench/debian-packages.txt)`);
+  // Same approach as test/install-deps.sh: a policy-rc.d keeps the daemons from starting.
+  const script = `set -e; made=0; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; trap '[ $made -eq 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; apt-get install -y -q --no-install-recommends ${missing.join(' ')}`;
+  const r = await execa('flock', ['/tmp/tandem-apt.lock', 'sh', '-c', script], { reject: false, stdio: 'inherit' });
+  if (r.exitCode !== 0) throw new Error(`could not install ${missing.join(' ')}`);
+}
+
+async function freePort(address: string): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(0, address, () => resolve());
+  });
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+async function waitPort(host: string, port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${host}:${port} did not come up`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function spawn(cmd: string, argv: string[], label: string): ResultPromise {
+  const p = execa(cmd, argv, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false });
+  p.stderr?.on('data', (d: Buffer) => {
+    const s = String(d).trim();
+    if (s) console.error(`[${label}] ${s}`);
+  });
+  children.push(p);
+  void p.then(() => exited.add(p));
+  return p;
+}
+
+async function startNginx(name: string, address: string, port: number): Promise<{ p: ResultPromise }> {
+  const d = join(dir, name);
+  const conf = join(dir, `${name}.conf`);
+  await execa('mkdir', ['-p', d]);
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid ${d}/nginx.pid;
+error_log ${d}/error.log warn;
+events { worker_connections 19000; }
+http {
+  access_log off;
+  client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fcgi;
+  uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_header_timeout 120s;
+  default_type text/plain;
+  server { listen ${address}:${port} backlog=4096; location / { return 200 "hello from ${name}\\n"; } }
+}
+`,
+  );
+  const p = spawn('taskset', [ '-c', '1', 'nginx', '-c', conf, '-p', d], name);
+  await waitPort(address, port);
+  // Wrapped: an async function returning the (thenable) child would wait for it to exit.
+  return { p };
+}
+
+async function startHaproxy(port: number, b1: number, b2: number): Promise<{ p: ResultPromise }> {
+  const conf = join(dir, 'haproxy.cfg');
+  writeFileSync(
+    conf,
+    `global
+  maxconn 9000
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+listen lb
+  bind ${HAP_VIP}:${port}
+  balance roundrobin
+  server b1 ${B1}:${b1} source ${HAP_SRC}
+  server b2 ${B2}:${b2} source ${HAP_SRC}
+`,
+  );
+  const p = spawn('taskset', [ '-c', '1', 'haproxy', '-db', '-f', conf], 'haproxy');
+  await waitPort(HAP_VIP, port);
+  return { p };
+}
+
+interface Lb {
+  proc: ResultPromise;
+  request(cmd: string): Promise<Record<string, number>>;
+}
+
+async function startTandem(port: number, b1: number, b2: number): Promise<Lb> {
+  const proc = spawn('taskset', [ '-c', '1', NODE, join(here, '_dataplane-lb.ts'), TDM_VIP, String(port), TDM_SRC, `${B1}:${b1}`, `${B2}:${b2}`], 'tandem');
+  const lines = createInterface({ input: proc.stdout! });
+  const queue: ((l: string) => void)[] = [];
+  let ready: () => void = () => {};
+  const readyP = new Promise<void>((r) => (ready = r));
+  lines.on('line', (l) => {
+    if (l === 'READY') ready();
+    else queue.shift()?.(l);
+  });
+  await Promise.race([readyP, new Promise((_, rej) => setTimeout(() => rej(new Error('tandem balancer did not start')), 15_000))]);
+  return {
+    proc,
+    request: (cmd) =>
+      new Promise((resolve) => {
+        queue.push((l) => resolve(JSON.parse(l)));
+        proc.stdin!.write(`${cmd}\n`);
+      }),
+  };
+}
+
+/** utime+stime of a process and its threads, in µs. */
+function cpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return ((Number(rest[11]) + Number(rest[12])) * 1e6) / 100;
+}
+
+/** Busy jiffies of all CPUs (everything but idle and iowait), in µs. */
+function boxBusyUs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = line;
+  return ((user + nice + system + irq + softirq + steal) * 1e6) / 100;
+}
+
+/** Leaf pid of a prlimit→taskset→exec chain: prlimit and taskset exec, so the pid is the program's. */
+const pidOf = (p: ResultPromise) => p.pid!;
+
+interface Run {
+  variant: string;
+  mode: 'keepalive' | 'close';
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  lbCpuUsPerReq: number | null;
+  boxBusyUsPerReq: number;
+}
+
+function toMs(s: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(s.trim());
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60_000;
+}
+
+async function wrk(url: string, mode: 'keepalive' | 'close', seconds: number, lbPid: number | null, variant: string): Promise<Run> {
+  const argv = ['-c', '0', 'timeout', String(seconds + 20), 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--timeout', '2s', '--latency'];
+  if (mode === 'close') argv.push('-H', 'Connection: close');
+  argv.push(url);
+  const cpu0 = lbPid ? cpuUs(lbPid) : 0;
+  const box0 = boxBusyUs();
+  const r = await execa('taskset', argv, { reject: false });
+  const box1 = boxBusyUs();
+  const cpu1 = lbPid ? cpuUs(lbPid) : 0;
+  const out = String(r.stdout);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const p50 = toMs(/ 50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = toMs(/ 99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  // wrk counts a server-side close after `Connection: close` as a read error; only count the rest.
+  const errors = (se ? Number(se[1]) + Number(se[3]) + Number(se[4]) : 0) + non2xx;
+  return {
+    variant,
+    mode,
+    rps,
+    p50Ms: p50,
+    p99Ms: p99,
+    errors,
+    lbCpuUsPerReq: lbPid && total ? (cpu1 - cpu0) / total : null,
+    boxBusyUsPerReq: total ? (box1 - box0) / total : 0,
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main(): Promise<void> {
+  await ensureDeps();
+  const [p1, p2, hp, tp] = [await freePort(B1), await freePort(B2), await freePort(HAP_VIP), await freePort(TDM_VIP)];
+  await startNginx('b1', B1, p1);
+  await startNginx('b2', B2, p2);
+  const hap = await startHaproxy(hp, p1, p2);
+  const tdm = await startTandem(tp, p1, p2);
+  const variants = [
+    { name: 'direct', url: `http://${B1}:${p1}/`, pid: null as number | null },
+    { name: 'haproxy', url: `http://${HAP_VIP}:${hp}/`, pid: pidOf(hap.p) },
+    { name: 'tandem', url: `http://${TDM_VIP}:${tp}/`, pid: pidOf(tdm.proc) },
+  ];
+  const combos = variants.flatMap((v) => (['keepalive', 'close'] as const).map((mode) => ({ ...v, mode })));
+  console.log(`load average before: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  console.log(`warm-up: 2 s per combination; then ${ROUNDS} rounds x ${combos.length} combinations x ${DURATION} s, order rotating; wrk -t1 -c${CONNS} on CPU 0, balancers and nginx on CPU 1`);
+  for (const c of combos) await wrk(c.url, c.mode, 2, c.pid, c.name);
+  const runs: Run[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let k = 0; k < combos.length; k++) {
+      const c = combos[(k + r) % combos.length];
+      const run = await wrk(c.url, c.mode, DURATION, c.pid, c.name);
+      runs.push(run);
+      console.log(`  round ${r + 1} ${c.name.padEnd(8)} ${c.mode.padEnd(9)} ${run.rps.toFixed(0).padStart(7)} req/s  p99 ${run.p99Ms.toFixed(2)} ms  errors ${run.errors}`);
+    }
+  }
+  const summary: Record<string, { rps: number; p50: number; p99: number; lbCpu: number; box: number; errors: number; perRound: number[] }> = {};
+  console.log('\nvariant   mode       req/s    p50 ms  p99 ms  LB CPU µs/req  box busy µs/req  errors  req/s per round');
+  for (const c of combos) {
+    const rs = runs.filter((x) => x.variant === c.name && x.mode === c.mode);
+    const s = {
+      rps: median(rs.map((x) => x.rps)),
+      p50: median(rs.map((x) => x.p50Ms)),
+      p99: median(rs.map((x) => x.p99Ms)),
+      lbCpu: median(rs.map((x) => x.lbCpuUsPerReq ?? NaN)),
+      box: median(rs.map((x) => x.boxBusyUsPerReq)),
+      errors: rs.reduce((a, x) => a + x.errors, 0),
+      perRound: rs.map((x) => Math.round(x.rps)),
+    };
+    summary[`${c.name}_${c.mode}`] = s;
+    console.log(
+      `${c.name.padEnd(9)} ${c.mode.padEnd(9)} ${s.rps.toFixed(0).padStart(7)}  ${s.p50.toFixed(2).padStart(7)} ${s.p99.toFixed(2).padStart(7)}  ${Number.isFinite(s.lbCpu) ? s.lbCpu.toFixed(1).padStart(13) : '            -'}  ${s.box.toFixed(1).padStart(15)}  ${String(s.errors).padStart(6)}  ${s.perRound.join(', ')}`,
+    );
+  }
+  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  const kaRatio = ratio(summary.tandem_keepalive.rps, summary.haproxy_keepalive.rps);
+  const clRatio = ratio(summary.tandem_close.rps, summary.haproxy_close.rps);
+  const p99Close = ratio(summary.tandem_close.p99, summary.haproxy_close.p99);
+  const p99Ka = ratio(summary.tandem_keepalive.p99, summary.haproxy_keepalive.p99);
+  console.log(`\ntandem / haproxy: keep-alive req/s ${kaRatio}, close req/s ${clRatio}; p99 keep-alive ${p99Ka}, p99 close ${p99Close}`);
+  console.log(`haproxy / direct: keep-alive ${ratio(summary.haproxy_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.haproxy_close.rps, summary.direct_close.rps)}; tandem / direct: keep-alive ${ratio(summary.tandem_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.tandem_close.rps, summary.direct_close.rps)}`);
+
+  // RSS with IDLE idle connections through the embedded balancer.
+  // A proxied connection holds two descriptors; the hard RLIMIT_NOFILE caps how many fit in one
+  // process, and the figure is then scaled to IDLE (reported as such).
+  const nofile = Number((await execa('sh', ['-c', 'ulimit -Hn'])).stdout) || 1024;
+  const want = Math.min(IDLE, Math.floor((nofile - 100) / 2));
+  const before = await tdm.request('stats');
+  const opener = spawn(NODE, [join(here, '_dataplane-conns.ts'), TDM_VIP, String(tp), String(want), '127.0.3.1', '127.0.3.2'], 'conns');
+  const openLine = await new Promise<string>((resolve) => {
+    const rl = createInterface({ input: opener.stdout! });
+    rl.on('line', (l) => l.startsWith('OPEN') && resolve(l));
+    setTimeout(() => resolve('OPEN ? (timeout)'), 70_000);
+  });
+  const opened = Number(/OPEN (\d+)/.exec(openLine)?.[1] ?? 0);
+  let during = await tdm.request('stats');
+  const deadline = Date.now() + 20_000;
+  while (during.active < opened && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    during = await tdm.request('stats');
+  }
+  const statusRss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pidOf(tdm.proc)}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const rssMb = Math.round(statusRss * 10) / 10;
+  const beforeMb = before.rss / 2 ** 20;
+  const scaledMb = opened > 0 ? Math.round((beforeMb + ((rssMb - beforeMb) * IDLE) / opened) * 10) / 10 : NaN;
+  console.log(`\nidle connections (hard nofile limit ${nofile}): ${openLine}; established through tandem: ${during.active}; tandem RSS ${beforeMb.toFixed(1)} MB before, ${rssMb} MB with them open; scaled to ${IDLE}: ${scaledMb} MB`);
+  opener.stdin!.end();
+
+  const result = {
+    duration_s: DURATION,
+    rounds: ROUNDS,
+    wrk_connections: CONNS,
+    direct_keepalive_rps: Math.round(summary.direct_keepalive.rps),
+    direct_close_rps: Math.round(summary.direct_close.rps),
+    haproxy_keepalive_rps: Math.round(summary.haproxy_keepalive.rps),
+    haproxy_close_rps: Math.round(summary.haproxy_close.rps),
+    tandem_keepalive_rps: Math.round(summary.tandem_keepalive.rps),
+    tandem_close_rps: Math.round(summary.tandem_close.rps),
+    ratio_keepalive_vs_haproxy: kaRatio,
+    ratio_close_vs_haproxy: clRatio,
+    p99_ratio_keepalive_vs_haproxy: p99Ka,
+    p99_ratio_close_vs_haproxy: p99Close,
+    haproxy_p99_close_ms: summary.haproxy_close.p99,
+    tandem_p99_close_ms: summary.tandem_close.p99,
+    haproxy_cpu_us_per_req_keepalive: Math.round(summary.haproxy_keepalive.lbCpu * 10) / 10,
+    tandem_cpu_us_per_req_keepalive: Math.round(summary.tandem_keepalive.lbCpu * 10) / 10,
+    haproxy_cpu_us_per_req_close: Math.round(summary.haproxy_close.lbCpu * 10) / 10,
+    tandem_cpu_us_per_req_close: Math.round(summary.tandem_close.lbCpu * 10) / 10,
+    errors: Object.values(summary).reduce((a, s) => a + s.errors, 0),
+    idle_connections_opened: opened,
+    rss_mb_measured: rssMb,
+    rss_mb_before_idle_conns: Math.round(beforeMb * 10) / 10,
+    rss_mb_10k_conns: opened >= IDLE ? rssMb : scaledMb,
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of children.reverse()) {
+    try {
+      c.stdin?.end();
+    } catch {
+      // already gone
+    }
+    if (c.pid && !exited.has(c)) process.kill(c.pid, 'SIGTERM');
+  }
+  await Promise.race([Promise.allSettled(children), new Promise((r) => setTimeout(r, 5000))]);
+  for (const c of children) if (c.pid && !exited.has(c)) {
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(`bench dataplane failed: ${(e as Error).stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
