@@ -22,7 +22,7 @@ describe('checks: service=dns against dnsmasq', function () {
       '--host-record=multi.example.test,192.0.2.22', '--ptr-record=10.2.0.192.in-addr.arpa,www.example.test', '--user=root',
       `--pid-file=${join(dir, 'pid')}`, '--log-facility=-',
     ]);
-    await waitForPort('127.0.0.1', port, 20_000, dnsmasq.child);
+    await waitForPort('127.0.0.1', port, 20_000, dnsmasq);
   });
   after(async () => {
     await dnsmasq?.stop();

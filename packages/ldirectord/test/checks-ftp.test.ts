@@ -28,7 +28,7 @@ describe('checks: service=ftp against vsftpd', function () {
       ].join('\n'),
     );
     ftpd = startDaemon('/usr/sbin/vsftpd', [join(dir, 'vsftpd.conf')]);
-    await waitForPort('127.0.0.1', port, 20_000, ftpd.child);
+    await waitForPort('127.0.0.1', port, 20_000, ftpd);
   });
   after(async () => {
     await ftpd?.stop();

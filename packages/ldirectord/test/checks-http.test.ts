@@ -19,7 +19,7 @@ interface Seen {
 
 function handler(seen: Seen[]) {
   return (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', host: req.headers.host, servername: (req.socket as TLSSocket).servername });
+    seen.push({ method: req.method ?? '', url: req.url ?? '', host: req.headers.host, servername: (req.socket as TLSSocket).servername ?? undefined });
     if (req.url === '/index.html' || req.url === '/abs.html') res.end('<html><body>Test Page</body></html>');
     else if (req.url === '/redirect') {
       res.writeHead(302, { location: '/index.html' });

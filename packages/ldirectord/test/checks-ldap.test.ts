@@ -64,8 +64,8 @@ userPassword: monpass
     port = await freePort();
     sport = await freePort();
     slapd = startDaemon('/usr/sbin/slapd', ['-d', '0', '-f', join(dir, 'slapd.conf'), '-h', `ldap://127.0.0.1:${port}/ ldaps://127.0.0.1:${sport}/`]);
-    await waitForPort('127.0.0.1', port, 20_000, slapd.child);
-    await waitForPort('127.0.0.1', sport, 20_000, slapd.child);
+    await waitForPort('127.0.0.1', port, 20_000, slapd);
+    await waitForPort('127.0.0.1', sport, 20_000, slapd);
   });
   after(async () => {
     await slapd?.stop();

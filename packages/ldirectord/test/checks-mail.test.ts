@@ -25,8 +25,8 @@ describe('checks: service=smtp and submission against OpenSMTPD', function () {
       `listen on 127.0.0.1 port ${smtpPort}\nlisten on 127.0.0.1 port ${submissionPort}\naction "local" mbox\nmatch from any for any action "local"\n`,
     );
     smtpd = startDaemon('/usr/sbin/smtpd', ['-d', '-f', join(dir, 'smtpd.conf')]);
-    await waitForPort('127.0.0.1', smtpPort, 20_000, smtpd.child);
-    await waitForPort('127.0.0.1', submissionPort, 20_000, smtpd.child);
+    await waitForPort('127.0.0.1', smtpPort, 20_000, smtpd);
+    await waitForPort('127.0.0.1', submissionPort, 20_000, smtpd);
   });
   after(async () => {
     await smtpd?.stop();
@@ -124,7 +124,7 @@ service pop3-login {
 `,
     );
     dovecot = startDaemon('/usr/sbin/dovecot', ['-F', '-c', join(dir, 'dovecot.conf')]);
-    for (const p of Object.values(ports)) await waitForPort('127.0.0.1', p, 20_000, dovecot.child);
+    for (const p of Object.values(ports)) await waitForPort('127.0.0.1', p, 20_000, dovecot);
   });
   after(async () => {
     await dovecot?.stop();

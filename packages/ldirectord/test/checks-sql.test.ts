@@ -29,7 +29,7 @@ describe('checks: service=mysql against MariaDB', function () {
       '--no-defaults', `--datadir=${join(dir, 'data')}`, `--socket=${join(dir, 'sock')}`, `--port=${port}`, '--bind-address=127.0.0.1',
       '--user=mysql', `--pid-file=${join(dir, 'pid')}`, '--skip-log-bin', '--innodb-buffer-pool-size=16M',
     ]);
-    await waitForPort('127.0.0.1', port, 60_000, mariadbd.child);
+    await waitForPort('127.0.0.1', port, 60_000, mariadbd);
     await execa('mariadb', ['-S', join(dir, 'sock'), '-u', 'root', '-e',
       "CREATE USER 'mon'@'%' IDENTIFIED BY 'monpass'; CREATE DATABASE app; CREATE TABLE app.t (x INT); INSERT INTO app.t VALUES (1),(2); GRANT SELECT ON app.* TO 'mon'@'%';"]);
   });
@@ -107,7 +107,7 @@ describe('checks: service=pgsql against PostgreSQL', function () {
       '-D', join(dir, 'data'), '-p', String(port), '-k', join(dir, 'sock'), '-c', 'listen_addresses=127.0.0.1',
       '-c', `hba_file=${join(dir, 'hba')}`, '-c', 'fsync=off', '-c', 'shared_buffers=16MB',
     ], { user: 'postgres', stopSignal: 'SIGINT' });
-    await waitForPort('127.0.0.1', port, 60_000, postgres.child);
+    await waitForPort('127.0.0.1', port, 60_000, postgres);
     const psql = (sql: string) => execa('psql', ['-h', join(dir, 'sock'), '-p', String(port), '-U', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
     await psql("CREATE USER scramuser PASSWORD 'scrampass'");
     await psql("SET password_encryption = 'md5'; CREATE USER md5user PASSWORD 'md5pass'");

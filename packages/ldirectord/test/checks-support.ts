@@ -77,10 +77,10 @@ export async function silentUdp(host = '127.0.0.1'): Promise<{ port: number; clo
   return { port: s.address().port, close: () => new Promise<void>((r) => s.close(() => r())) };
 }
 
-export async function waitForPort(host: string, port: number, deadlineMs = 30_000, child?: ResultPromise): Promise<void> {
+export async function waitForPort(host: string, port: number, deadlineMs = 30_000, daemon?: Daemon): Promise<void> {
   const until = Date.now() + deadlineMs;
   for (let i = 0; Date.now() < until && i < 10_000; i++) {
-    if (child && child.exitCode !== null && child.exitCode !== undefined) throw new Error(`server exited with ${child.exitCode} before listening on ${host}:${port}`);
+    if (daemon?.exited()) throw new Error(`server exited before listening on ${host}:${port}:\n${daemon.output().slice(-2000)}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host, port });
       s.once('connect', () => {
@@ -109,6 +109,7 @@ export interface Daemon {
   child: ResultPromise;
   pid: number;
   output: () => string;
+  exited: () => boolean;
   stop: () => Promise<void>;
 }
 
@@ -120,12 +121,15 @@ export function startDaemon(file: string, args: string[], opts: { env?: Record<s
     if (out.length < 200_000) out += d.toString();
   });
   const pid = child.pid ?? -1;
+  let exited = false;
+  void child.finally(() => (exited = true));
   return {
     child,
     pid,
     output: () => out,
+    exited: () => exited,
     stop: async () => {
-      if (child.exitCode !== null && child.exitCode !== undefined) return;
+      if (exited) return;
       try {
         process.kill(pid, opts.stopSignal ?? 'SIGTERM');
       } catch {

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import type { CheckSpec, Verdict } from './types.ts';
 import { down, up } from './util.ts';
 
@@ -23,6 +22,7 @@ export async function checkExternal(spec: CheckSpec, signal: AbortSignal): Promi
   const perl = spec.checktype === 'external-perl';
   const file = perl ? 'perl' : command;
   const args = perl ? [command, ...externalArgs(spec)] : externalArgs(spec);
+  const { execa } = await import('execa');
   const r = await execa(file, args, {
     reject: false,
     timeout: spec.checkTimeoutMs,

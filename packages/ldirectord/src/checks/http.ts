@@ -1,5 +1,4 @@
 import net from 'node:net';
-import got from 'got';
 import type { CheckSpec, Verdict } from './types.ts';
 import { bracket, CheckAborted, CheckFailed, CheckTimeout, describeError, down, matchReceive, up } from './util.ts';
 
@@ -16,6 +15,13 @@ import { bracket, CheckAborted, CheckFailed, CheckTimeout, describeError, down, 
  */
 
 const USER_AGENT = 'tandem-ldirectord';
+
+// got is loaded on first use: it costs ~30 MB of RSS, and the hot path (plain http) never needs it.
+let gotModule: Promise<typeof import('got').default> | undefined;
+function loadGot(): Promise<typeof import('got').default> {
+  gotModule ??= import('got').then((m) => m.default);
+  return gotModule;
+}
 const MAX_REDIRECTS = 7;
 const MAX_BODY = 1 << 20;
 
@@ -110,6 +116,7 @@ async function checkViaGot(spec: CheckSpec, signal: AbortSignal, started: number
       const res = await proxyRequest(spec.host, spec.port, new URL(wanted), spec.httpMethod, signal, spec.negotiateTimeoutMs);
       return judge(spec, res.status, res.statusText, res.body, started);
     }
+    const got = await loadGot();
     const res = await got(url, {
       method: spec.httpMethod,
       headers,
@@ -178,6 +185,7 @@ function exchange(host: string, port: number, head: string, isHead: boolean, sig
       }
     });
     socket.on('end', () => {
+      if (settled) return;
       try {
         finish(undefined, parser.finishAtEof());
       } catch (err) {
@@ -185,7 +193,9 @@ function exchange(host: string, port: number, head: string, isHead: boolean, sig
       }
     });
     socket.on('error', (err) => finish(err));
-    socket.on('close', () => finish(new CheckFailed('connection closed before a response')));
+    socket.on('close', () => {
+      if (!settled) finish(new CheckFailed('connection closed before a response'));
+    });
   });
 }
 
@@ -264,7 +274,9 @@ function exchangeOn(plan: LeanPlan, socket: net.Socket, signal: AbortSignal, tim
       }
     };
     const onError = (err: Error): void => finish(err);
-    const onClose = (): void => finish(new CheckFailed('connection closed before a response'));
+    const onClose = (): void => {
+      if (!settled) finish(new CheckFailed('connection closed before a response'));
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     socket.removeAllListeners('error');
     socket.removeAllListeners('end');

@@ -1,5 +1,4 @@
 import net from 'node:net';
-import { execa } from 'execa';
 import type { CheckSpec, Verdict } from './types.ts';
 import { down, up } from './util.ts';
 
@@ -19,6 +18,7 @@ export async function checkPing(spec: CheckSpec, signal: AbortSignal): Promise<V
   const deadlineMs = attempts * spec.checkTimeoutMs;
   const deadlineS = Math.max(1, Math.ceil(deadlineMs / 1000));
   const family = net.isIPv6(spec.host) ? '-6' : '-4';
+  const { execa } = await import('execa');
   const r = await execa(PING_COMMAND, [family, '-n', '-q', '-c', '1', '-w', String(deadlineS), spec.host], {
     reject: false,
     timeout: deadlineMs + 200,

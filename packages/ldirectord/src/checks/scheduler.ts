@@ -1,4 +1,4 @@
-import { type Clock, type TimerHandle, realClock } from '@tandem/core';
+import { type Clock, type TimerHandle, realClock } from '@tandem/core/clock';
 import type { CheckSpec, Checker, Verdict } from './types.ts';
 import { setMaxListeners } from 'node:events';
 import { CombinedState } from './combined.ts';
@@ -29,7 +29,7 @@ export interface SchedulerOptions {
   /** The checker; default runCheck. */
   check?: Checker;
   clock?: Clock;
-  /** Most checks in flight at once. Default 1024: sockets waiting for a hung real cost no CPU. */
+  /** Most checks in flight at once. Default 256: enough for hundreds of hung reals (they cost no CPU), while a fresh start's burst of first checks stays small in memory. */
   concurrency?: number;
   /** Due checks within this many ms are started together by one timer. Default 1 ms. */
   slackMs?: number;
@@ -114,7 +114,7 @@ export class CheckScheduler {
   constructor(opts: SchedulerOptions) {
     this.#opts = opts;
     this.#clock = opts.clock ?? realClock;
-    this.#concurrency = Math.max(1, opts.concurrency ?? 1024);
+    this.#concurrency = Math.max(1, opts.concurrency ?? 256);
     this.#slack = Math.max(0, opts.slackMs ?? 1);
   }
 
