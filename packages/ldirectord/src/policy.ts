@@ -59,6 +59,8 @@ export interface RealState {
 interface VirtualState {
   /** Last fallbackcommand action run ('start' = no real up), undefined before the first. */
   command?: 'start' | 'stop' | undefined;
+  /** Whether the fallback is (about to be) in the table, as decided so far. */
+  fallbackOn?: boolean | undefined;
 }
 
 export interface RealStatus {
@@ -106,7 +108,7 @@ export class Policy {
     this.config = config;
     for (const v of config.virtuals) {
       const pv = previous ? previous.#virtuals.get(v.id) : undefined;
-      this.#virtuals.set(v.id, { virtual: v, state: { command: pv?.state.command } });
+      this.#virtuals.set(v.id, { virtual: v, state: { command: pv?.state.command, fallbackOn: undefined } });
       for (const r of v.reals) {
         const prev = previous ? previous.#reals.get(r.id) : undefined;
         const state: RealState = prev && sameSpec(prev.real, r)
@@ -281,7 +283,9 @@ export class Policy {
     const anyUp = this.#anyUp(v);
     const vs = this.#virtuals.get(v.id)!.state;
     if (v.fallback) {
-      const fbPresent = have?.reals.some((x) => x.address === v.fallback!.address && x.port === v.fallback!.ipvsPort) ?? false;
+      // Known at start-up from the table, afterwards from the decisions taken (the table may lag).
+      const fbPresent = vs.fallbackOn ?? have?.reals.some((x) => x.address === v.fallback!.address && x.port === v.fallback!.ipvsPort) ?? false;
+      vs.fallbackOn = !anyUp;
       const fl = `${endpoint(v.fallback.address, v.fallback.port)} (${v.label})`;
       if (!anyUp && !fbPresent) out.push({ kind: 'fallback-added', virtualId: v.id, alert: true, message: `Added fallback server: ${fl} (Weight set to 1)` });
       if (anyUp && fbPresent) out.push({ kind: 'fallback-deleted', virtualId: v.id, alert: true, message: `Deleted fallback server: ${fl}` });
