@@ -198,7 +198,7 @@ export class RealNode {
   }
 
   async nodestatus(peer: NodeName): Promise<string> {
-    const r = await this.enter('cl_status', ['nodestatus', peer], 5000);
+    const r = await this.enter('/usr/bin/cl_status', ['nodestatus', peer], 5000);
     return String(r.stdout).trim();
   }
 
