@@ -9,8 +9,6 @@ import { controlRequest } from '@tandem/core';
 import { DEFAULT_CONTROL_SOCKET } from './daemon.ts';
 import type { NodeView } from './membership.ts';
 
-export { DEFAULT_CONTROL_SOCKET };
-
 /** The status object the daemon returns for `{"cmd":"status"}` (HeartbeatDaemon.status()). */
 export interface DaemonStatus {
   version: string;

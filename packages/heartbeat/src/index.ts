@@ -4,3 +4,6 @@ export * from './codec.ts';
 export * from './hacf.ts';
 export * from './authkeys.ts';
 export * from './media/index.ts';
+export * from './membership.ts';
+export * from './daemon.ts';
+export * from './control.ts';
