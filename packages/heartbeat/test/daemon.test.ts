@@ -6,39 +6,16 @@ import { MemoryLogger, controlRequest } from '@tandem/core';
 import { HeartbeatDaemon, type DaemonConfig, type ResourceManagerPlugin, type RmContext } from '../src/daemon.ts';
 import type { MembershipEvent } from '../src/membership.ts';
 import { encodePacket, buildFields, activeKey, type HbMessage } from '../src/codec.ts';
-import type { AuthKeys, Medium, Received } from '../src/types.ts';
+import { MemoryNetwork } from '../src/media/memory.ts';
+import type { AuthKeys } from '../src/types.ts';
 
-/** A real-time in-memory network: each link is a hub; a node's port on a link can be cut. */
-class Hub {
-  readonly ports = new Map<string, Map<string, (r: Received) => void>>(); // link -> node -> handler
-  readonly cut = new Set<string>(); // `${link}/${node}`
-  medium(node: string, link: string): Medium {
-    const hub = this;
-    return {
-      type: 'memory',
-      link,
-      async start(onPacket) {
-        let m = hub.ports.get(link);
-        if (!m) hub.ports.set(link, (m = new Map()));
-        m.set(node, onPacket);
-      },
-      send(packet) {
-        if (hub.cut.has(`${link}/${node}`)) return;
-        for (const [to, h] of hub.ports.get(link) ?? []) {
-          if (to === node || hub.cut.has(`${link}/${to}`)) continue;
-          setImmediate(() => h({ packet, link, from: node }));
-        }
-      },
-      async close() {
-        hub.ports.get(link)?.delete(node);
-      },
-    };
-  }
+/** The media's in-memory network on the real clock, with whole-node cuts. */
+class Hub extends MemoryNetwork {
   cutNode(node: string, links: string[]) {
-    for (const l of links) this.cut.add(`${l}/${node}`);
+    for (const l of links) this.cut(l, node);
   }
   restoreNode(node: string, links: string[]) {
-    for (const l of links) this.cut.delete(`${l}/${node}`);
+    for (const l of links) this.restore(l, node);
   }
 }
 
@@ -199,7 +176,7 @@ describe('heartbeat daemon in process (in-memory media)', function () {
     // Capture one of b's packets on the wire and replay it; forge one with a wrong key.
     const tap = hub.medium('tap', 'eth0');
     let captured: Buffer | undefined;
-    await tap.start((r) => { if (r.from === 'b') captured ??= r.packet; });
+    await tap.start((r) => { if (r.from === 'b@eth0') captured ??= r.packet; });
     await until('captured', () => captured !== undefined);
     // Restart b: the captured packet is now of an older generation, a replay.
     await b.d.stop();

@@ -23,8 +23,8 @@ describe('membership simulation (virtual time, simulated network)', () => {
 
   it('crash: declared dead exactly deadtime after the last packet, within deadtime + keepalive of the crash', () => {
     const c = pair();
-    c.network.setConditions('eth0', { delayMs: 3 });
-    c.network.setConditions('eth1', { delayMs: 3 });
+    c.network.conditions('eth0', { delayMs: 3 });
+    c.network.conditions('eth1', { delayMs: 3 });
     c.at(10_500, () => c.node('b').crash());
     c.runUntil(30_000);
     const dead = c.seen('a', 'node-dead', 'b');
@@ -68,8 +68,8 @@ describe('membership simulation (virtual time, simulated network)', () => {
 
   it('30% loss per copy on both media: no false death in ten minutes; every late heartbeat is past warntime', () => {
     const c = pair({ seed: 42 });
-    c.network.setConditions('eth0', { loss: 0.3, jitterMs: 20 });
-    c.network.setConditions('eth1', { loss: 0.3, jitterMs: 20 });
+    c.network.conditions('eth0', { loss: 0.3, jitterMs: 20 });
+    c.network.conditions('eth1', { loss: 0.3, jitterMs: 20 });
     c.runUntil(600_000);
     assert.equal(c.seen('a', 'node-dead').length + c.seen('b', 'node-dead').length, 0);
     assert.ok(c.network.stats.lost > 600, `lost ${c.network.stats.lost}`);
@@ -115,8 +115,8 @@ describe('membership simulation (virtual time, simulated network)', () => {
 
   it('graceful shutdown: the peer sees the death at once (one-way delay), not after deadtime', () => {
     const c = pair();
-    c.network.setConditions('eth0', { delayMs: 2 });
-    c.network.setConditions('eth1', { delayMs: 2 });
+    c.network.conditions('eth0', { delayMs: 2 });
+    c.network.conditions('eth1', { delayMs: 2 });
     c.at(10_500, () => c.node('b').shutdown());
     c.runUntil(30_000);
     const dead = c.seen('a', 'node-dead', 'b');
@@ -125,7 +125,7 @@ describe('membership simulation (virtual time, simulated network)', () => {
 
   it('partition of three nodes: both sides declare the other side dead; healing brings them back', () => {
     const c = new SimCluster({ nodes: ['a', 'b', 'c'], media: ['eth0'], timing: slow, seed: 3 });
-    c.at(10_500, () => c.network.partition([['a', 'b'], ['c']]));
+    c.at(10_500, () => c.network.partition(['a', 'b'], ['c']));
     c.at(20_500, () => c.network.heal());
     c.runUntil(40_000);
     // Nodes start in order a, b, c; a node hears those started before it one keepalive later.
@@ -146,8 +146,8 @@ describe('membership simulation (virtual time, simulated network)', () => {
 
   it('20ms/100ms with jitter and 10% loss: a crash is detected exactly deadtime after the last packet heard', () => {
     const c = pair({ timing: fast, seed: 7 });
-    c.network.setConditions('eth0', { loss: 0.1, delayMs: 1, jitterMs: 4 });
-    c.network.setConditions('eth1', { loss: 0.1, delayMs: 1, jitterMs: 4 });
+    c.network.conditions('eth0', { loss: 0.1, delayMs: 1, jitterMs: 4 });
+    c.network.conditions('eth1', { loss: 0.1, delayMs: 1, jitterMs: 4 });
     let lastHeard = 0;
     c.at(60_010, () => {
       c.node('b').crash();

@@ -1,13 +1,16 @@
 /**
  * A heartbeat cluster in virtual time: each simulated node sends a status every keepalive on every
  * medium (with seq, generation and its dead time, as the daemon does) and runs the real Membership
- * through the real MembershipDriver. Nodes crash (fall silent), restart (new generation, seq from 1)
- * and shut down gracefully (one `st=dead`). Every membership event is recorded with its observer.
+ * through the real MembershipDriver, over the in-memory network of the media (loss, delay, jitter,
+ * cut links and ports, partitions) on a ManualClock. Nodes crash (fall silent), restart (new
+ * generation, seq from 1) and shut down gracefully (one `st=dead`). Every membership event is
+ * recorded with its observer. Packets are plain JSON: the wire codec is tested on its own and in the
+ * daemon tests; here only membership is under test.
  */
 import { ManualClock, type TimerHandle } from '@tandem/core';
 import { Membership, MembershipDriver, type HeardMessage, type MembershipEvent, type NodeState } from '../membership.ts';
-import type { Timing } from '../types.ts';
-import { SimNetwork } from './network.ts';
+import { MemoryNetwork } from '../media/memory.ts';
+import type { Medium, Timing } from '../types.ts';
 
 export interface SimPacket {
   type: string;
@@ -39,6 +42,7 @@ export class SimNode {
   driver: MembershipDriver | undefined;
   #sendTimer: TimerHandle | undefined;
   #nextSend = 0;
+  #media: Medium[] = [];
 
   constructor(name: string, cluster: SimCluster) {
     this.name = name;
@@ -61,9 +65,8 @@ export class SimNode {
     this.driver = new MembershipDriver(m, c.clock, (events) => {
       for (const e of events) c.events.push({ ...e, observer: this.name });
     });
-    for (const medium of c.media) {
-      c.network.attach(this.name, medium, (p, _from, link) => this.#receive(p, link));
-    }
+    this.#media = c.media.map((link) => c.network.medium(this.name, link));
+    for (const m of this.#media) void m.start((r) => this.#receive(JSON.parse(r.packet.toString('utf8')) as SimPacket, r.link));
     this.#nextSend = c.clock.now();
     this.#sendLoop();
   }
@@ -77,7 +80,8 @@ export class SimNode {
   #send(status: string): void {
     this.seq++;
     const p: SimPacket = { type: 'status', src: this.name, status, seq: this.seq, generation: this.generation, deadtimeMs: this.cluster.timing.deadtimeMs };
-    for (const medium of this.cluster.media) this.cluster.network.send(this.name, medium, p);
+    const packet = Buffer.from(JSON.stringify(p));
+    for (const m of this.#media) m.send(packet);
   }
 
   #sendLoop(): void {
@@ -95,7 +99,7 @@ export class SimNode {
     this.cluster.clock.clearTimeout(this.#sendTimer);
     this.driver?.stop();
     this.driver = undefined;
-    this.cluster.network.detach(this.name);
+    for (const m of this.#media.splice(0)) void m.close();
   }
 
   /** Graceful stop: one `st=dead` on every medium, then silence. */
@@ -107,7 +111,7 @@ export class SimNode {
 
 export class SimCluster {
   readonly clock = new ManualClock(0);
-  readonly network: SimNetwork<SimPacket>;
+  readonly network: MemoryNetwork;
   readonly timing: Timing;
   readonly media: readonly string[];
   readonly nodeNames: readonly string[];
@@ -118,7 +122,7 @@ export class SimCluster {
     this.timing = opts.timing;
     this.media = opts.media;
     this.nodeNames = opts.nodes;
-    this.network = new SimNetwork<SimPacket>(this.clock, opts.seed ?? 1);
+    this.network = new MemoryNetwork(this.clock, opts.seed ?? 1);
     for (const n of opts.nodes) this.nodes.set(n, new SimNode(n, this));
     for (const n of opts.nodes) {
       const at = opts.startAt?.[n] ?? 0;
