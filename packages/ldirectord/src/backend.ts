@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { TandemError } from '@tandem/core';
-import { MemoryBackend, type IpvsBackend } from '@tandem/ipvs';
+import { TandemError } from '@tandem/core/errors';
+import type { IpvsBackend } from '@tandem/ipvs/model';
 
 /**
  * Which IPVS backend the daemon drives. ldirectord only ever runs /sbin/ipvsadm (else
@@ -45,8 +45,10 @@ export interface BackendOptions {
 
 export async function createBackend(name: BackendName, opts: BackendOptions = {}): Promise<IpvsBackend> {
   switch (name) {
-    case 'memory':
+    case 'memory': {
+      const { MemoryBackend } = await import('@tandem/ipvs/backends/memory');
       return new MemoryBackend();
+    }
     case 'ipvsadm': {
       const path = opts.ipvsadm ?? findIpvsadm();
       if (!path) throw new TandemError('E_LD_BACKEND', 'Can not find ipvsadm (looked for /sbin/ipvsadm and /usr/sbin/ipvsadm)', { hint: 'install ipvsadm, or use --backend embedded' });

@@ -2,13 +2,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import {
-  ConfigError, TandemError, controlRequest, createLogger, formatProblem, processAlive, readPidFile, runCommand, type Logger,
-} from '@tandem/core';
-import { BACKEND_NAMES, createBackend, defaultBackendName, type BackendName } from './backend.ts';
+import { controlRequest } from '@tandem/core/control';
+import { ConfigError, TandemError, formatProblem } from '@tandem/core/errors';
+import type { Logger } from '@tandem/core/log';
+import { processAlive, readPidFile } from '@tandem/core/pidfile';
+import { BACKEND_NAMES, type BackendName } from './backend.ts';
 import { loadConfig, type LdConfig } from './config.ts';
-import { LdDaemon } from './daemon.ts';
 
 /**
  * The `ldirectord` command, as heartbeat and init scripts call it:
@@ -45,7 +44,8 @@ Options:
     --backend ipvsadm|embedded|memory   IPVS backend (default: ipvsadm when
         /sbin/ipvsadm or /usr/sbin/ipvsadm exists, else embedded; env
         TANDEM_LD_BACKEND)
-    --pid-file PATH        (default /var/run/ldirectord.<name>.pid)
+    --pid-file PATH        (default /var/run/ldirectord.<name>.pid; the
+                           directory can be changed with env TANDEM_LD_RUNDIR)
     --control-socket PATH  (default /var/run/ldirectord.<name>.sock)
 
 Commands:
@@ -146,7 +146,13 @@ export function daemonPid(pidFile: string): { pid?: number | undefined; stale: b
   return { pid, stale: false };
 }
 
-function loggerFor(config: LdConfig, debug: boolean): Logger {
+/** winston is only loaded by a process that runs the daemon (configtest and status stay quick). */
+async function loggerFactory(): Promise<(config: LdConfig, debug: boolean) => Logger> {
+  const { createLogger } = await import('@tandem/core/log');
+  return (config, debug) => loggerFor(createLogger, config, debug);
+}
+
+function loggerFor(createLogger: typeof import('@tandem/core/log').createLogger, config: LdConfig, debug: boolean): Logger {
   const g = config.global;
   if (debug) return createLogger({ ident: 'ldirectord', console: true, level: 'debug' });
   if (g.supervised) return createLogger({ ident: 'ldirectord', console: true, level: 'info' });
@@ -200,8 +206,9 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
     return 1;
   }
   const name = pos.length === 2 ? basename(file) : 'ldirectord';
-  const pidFile = args.pidFile ?? `/var/run/ldirectord.${name}.pid`;
-  const controlSocket = args.controlSocket ?? `/var/run/ldirectord.${name}.sock`;
+  const runDir = io.env.TANDEM_LD_RUNDIR ?? '/var/run';
+  const pidFile = args.pidFile ?? join(runDir, `ldirectord.${name}.pid`);
+  const controlSocket = args.controlSocket ?? join(runDir, `ldirectord.${name}.sock`);
 
   // Parse before acting, as ldirectord does; but a broken file only blocks what needs the file.
   let config: LdConfig | undefined;
@@ -282,6 +289,7 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
     }
   }
   if (config && config.global.execute.length > 0 && ['start', 'stop', 'restart', 'try-restart', 'reload', 'force-reload'].includes(command!)) {
+    const { runCommand } = await import('@tandem/core/run');
     for (const other of config.global.execute) {
       const r = await runCommand(process.execPath, [BIN, other, command!], { timeoutMs: 120_000 });
       if (!r.ok) io.stderr(`execute=${other}: ldirectord ${other} ${command} failed: ${r.spawnError ?? `exit ${r.exitCode}`} ${r.stderr.trim()}\n`);
@@ -342,6 +350,9 @@ async function startDaemon(ctx: Ctx, config: LdConfig): Promise<number> {
     if (r.pid !== undefined && !r.stale) return 0;
     return spawnBackground(ctx);
   }
+  const { createBackend, defaultBackendName } = await import('./backend.ts');
+  const { LdDaemon } = await import('./daemon.ts');
+  const makeLogger = await loggerFactory();
   let backend;
   try {
     backend = await createBackend(ctx.backendName ?? defaultBackendName());
@@ -356,7 +367,7 @@ async function startDaemon(ctx: Ctx, config: LdConfig): Promise<number> {
     backend,
     pidFile,
     controlSocket: ctx.controlSocket,
-    loggerFor: (c) => loggerFor(c, args.debug),
+    loggerFor: (c) => makeLogger(c, args.debug),
   });
   try {
     await daemon.start();
@@ -391,6 +402,7 @@ async function spawnBackground(ctx: Ctx): Promise<number> {
   const childArgs = [BIN, '--daemon-child', '--pid-file', ctx.pidFile, '--control-socket', ctx.controlSocket];
   if (ctx.backendName) childArgs.push('--backend', ctx.backendName);
   childArgs.push(ctx.file, 'start');
+  const { execa } = await import('execa');
   try {
     const child = execa(process.execPath, childArgs, {
       detached: true,

@@ -3,8 +3,9 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 import { isIPv4, isIPv6 } from 'node:net';
-import { ConfigError, ProblemSink, SYSLOG_FACILITIES, TandemError, didYouMean, type Location, type Problem } from '@tandem/core';
-import { endpoint, serviceId, type Forwarding, type ServiceKey } from '@tandem/ipvs';
+import { ConfigError, ProblemSink, TandemError, type Location, type Problem } from '@tandem/core/errors';
+import { didYouMean } from '@tandem/core/text';
+import { endpoint, serviceId, type Forwarding, type ServiceKey } from '@tandem/ipvs/model';
 import type { CheckSpec, CheckType, ServiceName } from './checks/types.ts';
 import { resolveMissing, systemNameTables, type NameTables } from './resolve.ts';
 
@@ -41,6 +42,12 @@ const PORT_BY_SERVICE: Partial<Record<ServiceName, number>> = {
   ftp: 21, smtp: 25, dns: 53, http: 80, https: 443, http_proxy: 3128, pop: 110, pops: 995, imap: 143, imaps: 993,
   nntp: 119, ldap: 389, ldaps: 636, mysql: 3306, pgsql: 5432, oracle: 1521, radius: 1812, sip: 5060, submission: 587,
 };
+
+/** syslog(3) facility names, for `logfile=` values that are not paths. */
+const SYSLOG_FACILITY_NAMES = [
+  'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp',
+  'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
+];
 
 export const KNOWN_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
 
@@ -654,8 +661,8 @@ class Parser {
       case 'logfile': {
         const v = this.quoted(value, loc, true);
         if (v === undefined) break;
-        if (!v.startsWith('/') && SYSLOG_FACILITIES[v] === undefined) {
-          const guess = didYouMean(v, Object.keys(SYSLOG_FACILITIES));
+        if (!v.startsWith('/') && !SYSLOG_FACILITY_NAMES.includes(v)) {
+          const guess = didYouMean(v, SYSLOG_FACILITY_NAMES);
           this.error('E_LDCF_FILE', loc, `logfile "${v}" is neither an absolute path nor a syslog facility`, guess ? `did you mean ${guess}?` : 'use /var/log/ldirectord.log or a facility such as local0');
           break;
         }

@@ -1,10 +1,14 @@
 import { appendFile, readFile, readdir, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import {
-  ConfigError, Metrics, TandemError, claimPidFile, formatProblem, realClock, removePidFile, runCommand, startControlServer,
-  type Clock, type CommandRunner, type ControlReply, type ControlRequest, type ControlServer, type Logger, type Problem, type TimerHandle,
-} from '@tandem/core';
-import { diffTables, serviceId, type IpvsBackend, type IpvsOp, type IpvsTable, type ServiceKey } from '@tandem/ipvs';
+import { realClock, type Clock, type TimerHandle } from '@tandem/core/clock';
+import { startControlServer, type ControlReply, type ControlRequest, type ControlServer } from '@tandem/core/control';
+import { ConfigError, TandemError, formatProblem, type Problem } from '@tandem/core/errors';
+import type { Logger } from '@tandem/core/log';
+import { Metrics } from '@tandem/core/metrics';
+import { claimPidFile, removePidFile } from '@tandem/core/pidfile';
+import type { CommandRunner } from '@tandem/core/run';
+import { diffTables } from '@tandem/ipvs/diff';
+import { serviceId, type IpvsBackend, type IpvsOp, type IpvsTable, type ServiceKey } from '@tandem/ipvs/model';
 import type { Checker, Verdict } from './checks/types.ts';
 import { loadConfig, type LdConfig, type ParseEnv } from './config.ts';
 import { Policy, type Decision, type VirtualStatus } from './policy.ts';
@@ -96,7 +100,7 @@ export class LdDaemon {
   readonly clock: Clock;
   readonly backend: IpvsBackend;
   readonly metrics = new Metrics();
-  #runner: CommandRunner;
+  #runner: CommandRunner | undefined;
   #state: DaemonState = 'new';
   #config: LdConfig | undefined;
   #policy: Policy | undefined;
@@ -122,7 +126,7 @@ export class LdDaemon {
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
     this.backend = opts.backend;
-    this.#runner = opts.runner ?? runCommand;
+    this.#runner = opts.runner;
     this.stopped = new Promise((resolve) => (this.#stoppedResolve = resolve));
   }
 
@@ -147,6 +151,7 @@ export class LdDaemon {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new TandemError('E_LD_START_FAILED', `cannot start a daemon that is ${this.#state}`);
     this.#state = 'starting';
+    this.#runner ??= (await import('@tandem/core/run')).runCommand;
     let config: LdConfig;
     try {
       config = await loadConfig(this.opts.configFile, this.opts.parseEnv);
@@ -234,7 +239,7 @@ export class LdDaemon {
     this.#commands = this.#commands.then(async () => {
       // Wait for the table change the command follows, as ldirectord runs it after ipvsadm.
       await this.#reconciling;
-      const r = await this.#runner('/bin/sh', ['-c', command], { timeoutMs: 60_000 });
+      const r = await this.#runner!('/bin/sh', ['-c', command], { timeoutMs: 60_000 });
       if (!r.ok) this.#log('warn', `fallbackcommand failed: ${r.spawnError ?? (r.timedOut ? 'timed out' : `exit ${r.exitCode}`)}: ${command}`);
     });
   }
@@ -378,7 +383,7 @@ export class LdDaemon {
     if (g.callback) {
       const cb = g.callback;
       this.#commands = this.#commands.then(async () => {
-        const r = await this.#runner(cb, [this.opts.configFile], { timeoutMs: 60_000 });
+        const r = await this.#runner!(cb, [this.opts.configFile], { timeoutMs: 60_000 });
         this.#log(r.ok ? 'info' : 'warn', `callback ${cb} ${this.opts.configFile}: ${r.ok ? 'ok' : r.spawnError ?? `exit ${r.exitCode}`}`);
       });
     }
@@ -530,7 +535,7 @@ export class LdDaemon {
   async #handle(req: ControlRequest): Promise<ControlReply> {
     switch (req.cmd) {
       case 'status':
-        return { ok: true, status: this.status() };
+        return { ok: true, status: this.status(), table: await this.backend.read().catch((err: Error) => ({ error: err.message })) };
       case 'metrics':
         return { ok: true, text: this.renderMetrics() };
       case 'reload': {

@@ -1,4 +1,4 @@
-import { defineErrors } from '@tandem/core';
+import { defineErrors } from '@tandem/core/errors';
 
 /**
  * Every problem code ldirectord.cf loading and the ldirectord daemon/CLI can report. Users and

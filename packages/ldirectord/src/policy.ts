@@ -1,4 +1,4 @@
-import { endpoint, serviceId, type IpvsOp, type IpvsTable, type RealServer, type ServiceKey, type VirtualService } from '@tandem/ipvs';
+import { endpoint, serviceId, type IpvsOp, type IpvsTable, type RealServer, type ServiceKey, type VirtualService } from '@tandem/ipvs/model';
 import type { Verdict } from './checks/types.ts';
 import type { LdConfig, LdReal, LdVirtual } from './config.ts';
 
