@@ -1,5 +1,6 @@
 // `npm run bench -- checks [--reals N] [--interval S] [--timeout S] [--runs R] [--window S]
 //                          [--mode daemon|scheduler] [--keepalive]`
+// `npm run bench -- checks --clients [--count K]`: CPU per check of each HTTP client path alone.
 //
 // Health-check throughput and detection latency of tandem's ldirectord. N real servers are served
 // by one light HTTP server process (bench/_checks-server.ts) listening on N-1 loopback addresses
@@ -43,6 +44,7 @@ if (!(N >= 2) || !(INTERVAL_S > 0) || !(TIMEOUT_S > 0) || !['daemon', 'scheduler
   console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--mode daemon|scheduler] [--keepalive]');
   process.exit(2);
 }
+const CLIENTS = process.argv.includes('--clients');
 if (KEEPALIVE && MODE !== 'scheduler') {
   console.error('--keepalive needs --mode scheduler (ldirectord.cf has no directive for it)');
   process.exit(2);
@@ -187,7 +189,8 @@ async function main(): Promise<void> {
   const usPerCheck = cpuUs / Math.max(1, checks);
   console.log(`steady state over ${r1(wall)} s: ${Math.round(checksPerS)} checks/s, checker CPU ${r1(cpuShare * 100)}% of one core = ${Math.round(usPerCheck)} µs per check, server CPU ${r1(srv.cpuUs! / 1e6)} s total`);
   console.log(`period per real (server-side arrivals): p50 ${(srv.p50! / 1000).toFixed(3)} s, p99 ${(srv.p99! / 1000).toFixed(3)} s, max ${(srv.max! / 1000).toFixed(3)} s over ${srv.periods} periods; reals with <2 checks in the window: ${srv.silent}`);
-  console.log(`RSS ${Math.round(rssMax / 1048576)} MB`);
+  const st = scheduler!.stats();
+  console.log(`RSS ${Math.round(rssMax / 1048576)} MB; scheduler: ${st.entries} distinct checks for ${st.ids} reals, ${st.running} running, ${st.queued} queued`);
   clearInterval(rssTimer);
 
   // ---- detection: victim killed, victim hung ----
@@ -263,7 +266,48 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-main().catch((err) => {
+/**
+ * The client comparison behind the choice of a lean client for plain http: K checks of one real
+ * (4 in flight) through each path, CPU (user+system of this process) per check, the server in its
+ * own process.
+ */
+async function clients(): Promise<void> {
+  const K = Number(arg('count', '5000'));
+  const address = benchAddress(0);
+  const srv = await startServer([String(PORT), address]);
+  const { checkHttpWithGot } = await import('@tandem/ldirectord/checks/http');
+  const base = specFor(address);
+  const paths: [string, (s: CheckSpec, sig: AbortSignal) => Promise<Verdict>, CheckSpec][] = [
+    ['got (fresh connection, Connection: close)', checkHttpWithGot, base],
+    ['lean net client, fresh connection (default)', runCheck, base],
+    ['lean net client, kept-alive connection (httpKeepAlive)', runCheck, { ...base, httpKeepAlive: true }],
+    ['checktype=connect (TCP handshake only)', runCheck, { ...base, checktype: 'connect' }],
+  ];
+  const figures: Record<string, number> = {};
+  for (const [name, fn, spec] of paths) {
+    const signal = new AbortController().signal;
+    for (let i = 0; i < 300; i++) await fn(spec, signal);
+    let done = 0;
+    let ups = 0;
+    const c0 = process.cpuUsage();
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (done < K) {
+        done++;
+        if ((await fn(spec, signal)).up) ups++;
+      }
+    }));
+    const c = process.cpuUsage(c0);
+    const us = Math.round((c.user + c.system) / K);
+    figures[name] = us;
+    console.log(`${name}: ${us} µs CPU per check (${ups}/${K} up)`);
+  }
+  process.kill(srv.pid, 'SIGKILL');
+  const [g, lean, ka, conn] = Object.values(figures);
+  console.log(`RESULT ${JSON.stringify({ got_us_per_check: g, lean_us_per_check: lean, keepalive_us_per_check: ka, connect_us_per_check: conn })}`);
+  process.exit(0);
+}
+
+(CLIENTS ? clients() : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

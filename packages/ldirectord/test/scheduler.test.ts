@@ -130,6 +130,21 @@ describe('check scheduler (ManualClock)', () => {
     await s.stop();
   });
 
+  it('a check that starts late (saturated) re-bases its schedule instead of running twice in a row', async () => {
+    const clock = new ManualClock();
+    const fake = fakeChecker(clock, () => 900);
+    const s = new CheckScheduler({ clock, check: fake.run, onVerdict: () => {}, concurrency: 1, slackMs: 0 });
+    s.update(['10.0.3.1', '10.0.3.2', '10.0.3.3'].map((h, i) => ({ id: `r${i}`, spec: real(h), intervalMs: 1000 })));
+    s.start();
+    await advance(clock, 12_000, 10);
+    for (const host of ['10.0.3.1', '10.0.3.2', '10.0.3.3']) {
+      const at = fake.starts.filter((x) => x.host === host).map((x) => x.at);
+      assert.ok(at.length >= 3, `${host} checked ${at.length} times`);
+      for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[i - 1]! >= 900, `${host}: starts ${at.join(', ')}`);
+    }
+    await s.stop();
+  });
+
   it('combined N: one negotiate, then N connects; a failure goes back to negotiate', async () => {
     const clock = new ManualClock();
     let connectUp = true;

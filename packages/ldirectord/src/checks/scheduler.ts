@@ -277,7 +277,11 @@ export class CheckScheduler {
     e.state = 'running';
     this.#running++;
     this.#started++;
-    const plannedAt = e.due;
+    // A check that starts more than half an interval late (an overloaded event loop, a full
+    // concurrency bound) re-bases its schedule on the actual start, so catching up never produces
+    // two checks of one real in quick succession.
+    const now = this.#clock.now();
+    const plannedAt = now - e.due > e.intervalMs / 2 ? now : e.due;
     const step = e.combined ? e.combined.next() : undefined;
     const spec = step === 'connect' ? e.connectSpec! : step === 'negotiate' ? e.negotiateSpec! : e.spec;
     let p: Promise<Verdict>;
