@@ -36,6 +36,8 @@ export async function sweepStale(): Promise<void> {
   }
 }
 
+let instances = 0;
+
 export interface Spawned {
   ns: string;
   proc: ResultPromise;
@@ -52,7 +54,8 @@ export class Topology {
   #closed = false;
 
   constructor(tag = '') {
-    this.prefix = `tdl${process.pid}${tag}`;
+    // The instance counter keeps two topologies of one process (same tag) apart.
+    this.prefix = `tdl${process.pid}${tag}${++instances}`;
     this.switchNs = `${this.prefix}-sw`;
   }
 
