@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive } from '@tandem/core';
 import type { Topology, Spawned } from '../test/lab/netns.ts';
+import { V8_FLAGS } from '../packages/heartbeat/src/cli/heartbeat.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const NODE = join(here, '../node_modules/.bin/node');
@@ -76,9 +77,12 @@ export class TandemNode {
     writeFileSync(join(this.dir, 'ha.d', 'nodeinfo'), `${name}\n`);
   }
 
-  /** Runs the daemon in the foreground as `heartbeat -f` would run it, with the same V8 flags as a detached start. */
+  /**
+   * Runs the daemon in the foreground as `heartbeat -f` would run it, with the same V8 flags as a
+   * detached start; `-M`: no resource manager (detection only, like the real heartbeat given no groups).
+   */
   start(): void {
-    const args = ['--max-semi-space-size=4', '--max-old-space-size=128', HEARTBEAT_TS, '-f', '--config-dir', join(this.dir, 'ha.d'),
+    const args = [...V8_FLAGS, HEARTBEAT_TS, '-f', '-M', '--config-dir', join(this.dir, 'ha.d'),
       '--socket', this.socket, '--pid-file', join(this.dir, 'hb.pid'), '--state-dir', join(this.dir, 'state')];
     this.proc = this.#topo.spawn(this.#host, NODE, args, { label: `tandem ${this.name}` });
     this.proc.proc.stdout?.resume();

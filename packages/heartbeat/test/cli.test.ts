@@ -89,7 +89,7 @@ describe('heartbeat command', function () {
       const sock = join(root, 'life.sock');
       const pidFile = join(root, 'life.pid');
       pidFiles.push(pidFile);
-      const common = ['--config-dir', dir, '--socket', sock, '--pid-file', pidFile, '--state-dir', join(root, 'state'), '-l'];
+      const common = ['--config-dir', dir, '--socket', sock, '--pid-file', pidFile, '--state-dir', join(root, 'state'), '-l', '-M'];
       const start = await run('heartbeat', ['start', ...common]);
       assert.equal(start.exitCode, 0, start.stderr);
       const pid = readPidFile(pidFile);
@@ -112,7 +112,7 @@ describe('heartbeat command', function () {
       assert.equal(reload.exitCode, 0, reload.stderr);
       assert.match(reload.stdout, /reloaded/);
 
-      // No haresources: hb_standby reaches the daemon, which has nothing to hand over.
+      // -M: no resource manager; hb_standby reaches the daemon, which has nothing to hand over.
       const sb = await execa(join(BIN, 'hb_standby'), ['--socket', sock, 'all'], { reject: false });
       assert.equal(sb.exitCode, 1);
       assert.match(sb.stderr, /no resource manager/);
