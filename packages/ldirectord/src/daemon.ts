@@ -13,6 +13,7 @@ import type { Checker, Verdict } from './checks/types.ts';
 import { loadConfig, type LdConfig, type ParseEnv } from './config.ts';
 import { Policy, type Decision, type VirtualStatus } from './policy.ts';
 import { systemNameTables } from './resolve.ts';
+import { sendMail, type Mail } from './mail.ts';
 
 /**
  * The ldirectord daemon as an in-process object with an explicit lifecycle
@@ -57,6 +58,8 @@ export interface DaemonOptions {
   parseEnv?: ParseEnv | undefined;
   /** Called with every decision (tests, e-mail alerts). */
   onDecision?: ((d: Decision) => void) | undefined;
+  /** Sends an e-mail alert; default SMTP (smtp=) or sendmail. */
+  mailer?: ((mail: Mail, smtp: string | undefined) => Promise<void>) | undefined;
   /** Wall-clock text for monitorfile lines; default Date. */
   wallClock?: (() => string) | undefined;
 }
@@ -119,7 +122,8 @@ export class LdDaemon {
   #lastApplyError: string | undefined;
   #lastReload: { ok: boolean; problems: string[] } | undefined;
   #fileSeen: { mtimeMs: number; size: number; digest: string } | undefined;
-  #maintenance = new Set<string>();
+  /** When the last alert about a real being down went out (emailalertfreq). */
+  #downAlertAt = new Map<string, number>();
   #healing: Promise<void> | undefined;
 
   constructor(opts: DaemonOptions) {
@@ -231,8 +235,54 @@ export class LdDaemon {
       this.opts.onDecision?.(d);
       if (TABLE_KINDS.has(d.kind)) tableChange = true;
       if (d.kind === 'fallbackcommand' && d.command) this.#queueShell(d.command);
+      if (d.alert) this.#alert(d);
     }
     if (tableChange && this.#state === 'running') this.#requestReconcile();
+  }
+
+  /** E-mail alert for a decision, if its virtual has emailalert and the daemon is in an alerting state. */
+  #alert(d: Decision, subject = d.message): void {
+    const v = this.#config?.virtuals.find((x) => x.id === d.virtualId);
+    if (!v || v.emailAlert.length === 0) return;
+    const state = this.#state === 'new' ? 'starting' : this.#state === 'stopped' ? 'stopping' : this.#state;
+    if (!(v.emailAlertStatus as string[]).includes(state)) return;
+    if (d.realId) {
+      const down = ['real-quiesced', 'real-deleted', 'real-readded-quiescent'].includes(d.kind);
+      if (down) this.#downAlertAt.set(d.realId, this.clock.now());
+      else this.#downAlertAt.delete(d.realId);
+    }
+    const lines = [subject, '', `ldirectord (tandem) config ${this.opts.configFile}, virtual service ${v.label}`];
+    if (v.servicename) lines.push(`service: ${v.servicename}`);
+    if (v.comment) lines.push(`comment: ${v.comment}`);
+    const mail: Mail = { to: v.emailAlert, from: this.#config!.global.emailAlertFrom, subject, body: lines.join('\n') };
+    const send = this.opts.mailer ?? ((m: Mail, smtp: string | undefined) => sendMail(m, { smtp, runner: this.#runner! }));
+    this.#commands = this.#commands.then(async () => {
+      try {
+        await send(mail, v.smtp);
+        this.metrics.inc('ldirectord_alerts_total', 'E-mail alerts sent, by result', { result: 'sent' });
+      } catch (err) {
+        this.metrics.inc('ldirectord_alerts_total', 'E-mail alerts sent, by result', { result: 'failed' });
+        this.#log('warn', `e-mail alert "${subject}" to ${v.emailAlert.join(', ')} failed: ${(err as Error).message} [E_LD_MAIL]`);
+      }
+    });
+  }
+
+  /** emailalertfreq: while a real stays down, say so again every N seconds. */
+  #repeatAlerts(): void {
+    const policy = this.#policy;
+    if (!policy) return;
+    const now = this.clock.now();
+    for (const [id, at] of this.#downAlertAt) {
+      const e = policy.real(id);
+      if (!e || e.state.up) {
+        this.#downAlertAt.delete(id);
+        continue;
+      }
+      const freq = e.virtual.emailAlertFreqS * 1000;
+      if (freq > 0 && now - at >= freq) {
+        this.#alert({ kind: 'real-deleted', virtualId: e.virtual.id, realId: id, message: '' }, `Inaccessible real server: ${e.real.address}:${e.real.port} (${e.virtual.label})`);
+      }
+    }
   }
 
   #queueShell(command: string): void {
@@ -318,6 +368,7 @@ export class LdDaemon {
     if (this.#state !== 'running') return;
     try {
       await this.#scanMaintenance();
+      this.#repeatAlerts();
       await this.#watchFile();
       if (this.#state === 'running') {
         this.#requestReconcile();

@@ -38,6 +38,7 @@ export const LD_ERRORS = defineErrors({
   E_LD_BACKEND: 'the IPVS backend could not be created, read or written',
   E_LD_NOT_RUNNING: 'the daemon is not running (no live pid file)',
   E_LD_START_FAILED: 'the background daemon did not come up',
+  E_LD_MAIL: 'an e-mail alert could not be sent (smtp host refused it, or no sendmail)',
 });
 
 export type LdErrorCode = keyof typeof LD_ERRORS;

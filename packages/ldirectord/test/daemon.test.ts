@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ManualClock, MemoryLogger, controlRequest, readPidFile, type CommandRunner, type RunResult } from '@tandem/core';
 import { MemoryBackend, type IpvsBackend, type IpvsOp, type IpvsTable } from '@tandem/ipvs';
@@ -315,6 +316,65 @@ virtual=127.0.0.102:80
     assert.equal(rig.daemon.state, 'stopped');
     assert.deepEqual(await rig.table(), ['tcp 127.0.0.100:81 wrr', '  127.0.0.11:81 gate w1', 'tcp 127.0.0.101:80 wlc', '  127.0.0.98:80 masq w1']);
     await rig.daemon.stop('twice is safe');
+  });
+
+  it('emailalert: a real SMTP dialogue per decision, "Inaccessible" repeated every emailalertfreq; none with emailalertstatus=none', async () => {
+    const received: string[] = [];
+    const smtp = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.setEncoding('utf8');
+      let data = false;
+      let msg = '';
+      sock.write('220 test ESMTP\r\n');
+      let buf = '';
+      sock.on('data', (chunk: string) => {
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).replace(/\r$/, '');
+          buf = buf.slice(nl + 1);
+          if (data) {
+            if (line === '.') {
+              data = false;
+              received.push(msg);
+              sock.write('250 queued\r\n');
+            } else msg += line + '\n';
+          } else if (/^EHLO/.test(line)) sock.write('250-test\r\n250 OK\r\n');
+          else if (/^DATA/.test(line)) {
+            data = true;
+            msg = '';
+            sock.write('354 go\r\n');
+          } else if (/^QUIT/.test(line)) sock.end('221 bye\r\n');
+          else sock.write('250 OK\r\n');
+        }
+      });
+    });
+    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
+    try {
+      const port = (smtp.address() as { port: number }).port;
+      rig = new Rig(`checkinterval=1\nquiescent=yes\nemailalert="ops@example.com"\nemailalertfreq=2\nemailalertfrom=ld@example.com\nsmtp=127.0.0.1:${port}\nvirtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n\treal=127.0.0.12:80 gate\n\tservice=http\n\tservicename=shop\n`);
+      await rig.start();
+      await rig.daemon.settled();
+      received.length = 0;
+      rig.world.down.add('127.0.0.12');
+      const deadline = Date.now() + 30_000;
+      while (!received.some((m) => /Inaccessible/.test(m)) && Date.now() < deadline) await run(rig.clock, 200);
+      await rig.daemon.settled();
+      assert.match(received[0]!, /^Subject: Quiescent real server: 127\.0\.0\.12:80 \(127\.0\.0\.100:80\) \(Weight set to 0\)/m);
+      assert.match(received[0]!, /^From: ld@example\.com$/m);
+      assert.match(received[0]!, /^To: ops@example\.com$/m);
+      assert.match(received[0]!, /service: shop/);
+      assert.ok(received.some((m) => /^Subject: Inaccessible real server: 127\.0\.0\.12:80 \(127\.0\.0\.100:80\)$/m.test(m)));
+    } finally {
+      await new Promise((r) => smtp.close(r));
+    }
+    await rig.close();
+    const sent: string[] = [];
+    rig = new Rig('checkinterval=1\nemailalert=ops@example.com\nemailalertstatus=none\nvirtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n\tservice=http\n');
+    await rig.start({ mailer: async (m) => void sent.push(m.subject) });
+    rig.world.down.add('127.0.0.11');
+    await run(rig.clock, 2500);
+    assert.deepEqual(sent, []);
   });
 
   it('writes monitorfile lines and answers status and metrics on its control socket', async () => {
