@@ -1,0 +1,157 @@
+/**
+ * Interop with the real heartbeat 3.0.6 (Debian's package): one real node and one tandem node in
+ * network namespaces, over ucast, mcast and bcast in turn. Both directions are checked: the real
+ * node reports the tandem node `active` (cl_status and its log), and tandem's gate accepts the real
+ * node's packets.
+ *
+ * Safety (reference/heartbeat.md §8): the real node gets an empty haresources, so it never runs a
+ * resource stop (a failed stop makes it `pkill -9 heartbeat` machine-wide and reboot). It runs in
+ * its own mount + UTS namespace (a `sleep` holder made with unshare) with its own /etc/ha.d,
+ * /var/lib/heartbeat and a private tmpfs on /run, and is stopped by PID.
+ */
+import assert from 'node:assert/strict';
+import { execa, type ResultPromise } from 'execa';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { processAlive } from '@tandem/core';
+import { Topology, type Spawned } from '../../../test/lab/netns.ts';
+import type { MediumConfig } from '../src/hacf.ts';
+
+const HEARTBEAT = '/usr/libexec/heartbeat/heartbeat';
+// Absolute: node_modules/.bin on PATH holds tandem's own cl_status.
+const CL_STATUS = '/usr/bin/cl_status';
+const NODE = '/work/main/node_modules/.bin/node';
+const PEER = new URL('./interop-peer.ts', import.meta.url).pathname;
+const SECRET = 'interop-secret';
+const at = { file: 'ha.cf', line: 1 };
+
+async function until(pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return pred();
+}
+
+function jsonLines(stream: NodeJS.ReadableStream): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  stream.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const l = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try { lines.push(JSON.parse(l) as Record<string, unknown>); } catch { lines.push({ text: l }); }
+    }
+  });
+  return lines;
+}
+
+interface Case { name: string; hacf: string; tandem: MediumConfig[]; brd: boolean }
+
+const CASES: Case[] = [
+  { name: 'ucast', hacf: 'ucast eth0 10.78.0.2\nucast eth0 10.78.0.1', tandem: [{ type: 'ucast', dev: 'eth0', peer: '10.78.0.1', port: 694, at }, { type: 'ucast', dev: 'eth0', peer: '10.78.0.2', port: 694, at }], brd: false },
+  { name: 'mcast', hacf: 'mcast eth0 239.192.77.1 694 1 0', tandem: [{ type: 'mcast', dev: 'eth0', group: '239.192.77.1', port: 694, ttl: 1, loop: false, at }], brd: false },
+  { name: 'bcast', hacf: 'bcast eth0', tandem: [{ type: 'bcast', dev: 'eth0', port: 694, at }], brd: true },
+];
+
+const haveHeartbeat = existsSync(HEARTBEAT);
+
+describe('interop with the real heartbeat 3.0.6', function () {
+  this.timeout(120_000);
+  before(function () {
+    // Debian's heartbeat is in test/debian-packages.txt; npm test installs it first.
+    if (!haveHeartbeat) throw new Error(`${HEARTBEAT} is missing: run bash test/install-deps.sh`);
+  });
+
+  for (const c of CASES) {
+    it(`over ${c.name}: the real node sees the tandem node active, and tandem accepts the real node's packets`, async () => {
+      const topo = new Topology(`i${Math.floor(Math.random() * 1e4)}`);
+      const dir = mkdtempSync(join(tmpdir(), 'tandem-interop-'));
+      let hb: ResultPromise | undefined;
+      let peer: Spawned | undefined;
+      try {
+        await topo.build([{ name: 'hb', addresses: [] }, { name: 'tn', addresses: [] }]);
+        const brd = c.brd ? ['brd', '+'] : [];
+        await topo.exec(topo.ns('hb'), 'ip', ['addr', 'add', '10.78.0.1/24', ...brd, 'dev', 'eth0']);
+        await topo.exec(topo.ns('tn'), 'ip', ['addr', 'add', '10.78.0.2/24', ...brd, 'dev', 'eth0']);
+
+        // The real node's private world: hostname, /run, /etc/ha.d, /var/lib/heartbeat.
+        const holder = topo.spawn('hb', 'unshare', ['--mount', '--uts', '--propagation', 'private', 'sleep', '600'], { label: 'holder' });
+        assert.ok(await until(() => readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').startsWith('sleep'), 10_000), 'holder started');
+        const inNs = (cmd: string, args: string[]) => execa('nsenter', ['-t', String(holder.pid), '-m', '-u', '-n', cmd, ...args], { reject: false, timeout: 15_000 });
+        await execa('cp', ['-a', '/etc/ha.d', join(dir, 'ha.d')]);
+        await execa('cp', ['-a', '/var/lib/heartbeat', join(dir, 'lib')]);
+        writeFileSync(join(dir, 'ha.d', 'ha.cf'), [
+          `logfile ${dir}/ha-log`, 'keepalive 500ms', 'deadtime 3', 'warntime 2', 'initdead 6', 'udpport 694',
+          c.hacf, 'auto_failback on', 'realtime off', 'crm off', 'node node1', 'node node2', '',
+        ].join('\n'));
+        writeFileSync(join(dir, 'ha.d', 'authkeys'), `auth 1\n1 sha1 ${SECRET}\n`);
+        chmodSync(join(dir, 'ha.d', 'authkeys'), 0o600);
+        // No resources: the real daemon must never have a resource stop to fail.
+        writeFileSync(join(dir, 'ha.d', 'haresources'), '# intentionally empty\n');
+        const setup: [string, string[]][] = [
+          ['hostname', ['node1']],
+          ['mount', ['-t', 'tmpfs', 'tmpfs', '/run']],
+          ['mkdir', ['-p', '/run/heartbeat/ccm', '/run/heartbeat/crm', '/run/resource-agents']],
+          ['chown', ['hacluster:haclient', '/run/heartbeat/ccm', '/run/heartbeat/crm']],
+          ['mount', ['--bind', join(dir, 'ha.d'), '/etc/ha.d']],
+          ['mount', ['--bind', join(dir, 'lib'), '/var/lib/heartbeat']],
+        ];
+        for (const [cmd, args] of setup) {
+          const r = await inNs(cmd, args);
+          assert.equal(r.exitCode, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+        }
+        assert.equal((await inNs('uname', ['-n'])).stdout.trim(), 'node1');
+        assert.ok(!existsSync('/etc/ha.d/ha.cf') || readFileSync('/etc/ha.d/ha.cf', 'utf8') !== readFileSync(join(dir, 'ha.d', 'ha.cf'), 'utf8'), 'the machine\'s /etc/ha.d is untouched');
+        hb = execa('nsenter', ['-t', String(holder.pid), '-m', '-u', '-n', HEARTBEAT, '-f'], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
+        const hbPid = hb.pid!;
+        assert.ok(await until(() => existsSync(`${dir}/ha-log`) && readFileSync(`${dir}/ha-log`, 'utf8').includes('Local status now set to'), 20_000), 'real heartbeat started');
+        assert.equal(readFileSync(`/proc/${hbPid}/comm`, 'utf8').trim(), 'heartbeat', 'the pid we stop is the master control process');
+
+        peer = topo.spawn('tn', NODE, [PEER, JSON.stringify({
+          node: 'node2', nodes: ['node1', 'node2'], media: c.tandem, key: { num: 1, method: 'sha1', secret: SECRET },
+          keepaliveMs: 500, deadtimeMs: 3000, durationMs: 90_000,
+        })], { label: 'tandem' });
+        const heard = jsonLines(peer.proc.stdout!);
+        const log = (): string => readFileSync(`${dir}/ha-log`, 'utf8');
+
+        // Real → tandem: status packets from node1 pass tandem's gate.
+        const fromReal = (): Record<string, unknown>[] => heard.filter((l) => l.ok === true && l.src === 'node1' && l.dup === false);
+        assert.ok(await until(() => fromReal().filter((l) => l.t === 'status').length >= 4, 30_000),
+          `tandem accepted no status from the real node: ${JSON.stringify(heard.slice(0, 5))}`);
+        assert.deepEqual(heard.filter((l) => l.ok === false), [], 'tandem dropped none of the real node\'s packets');
+        assert.ok(await until(() => fromReal().some((l) => l.t === 'status' && l.st === 'active'), 30_000), `the real node reached active; real log:\n${log().slice(-2000)}`);
+        assert.ok(fromReal().every((l) => l.on === c.name));
+
+        // Tandem → real: the real node reports node2 active.
+        assert.ok(await until(() => /Status update for node node2: status active/.test(log()), 30_000), `real log:\n${log().slice(-2000)}`);
+        let cl = '';
+        assert.ok(await until(async () => {
+          const r = await inNs(CL_STATUS, ['nodestatus', 'node2']);
+          cl = `exit ${r.exitCode}: ${r.stdout}${r.stderr}`;
+          return r.stdout.trim() === 'active';
+        }, 20_000), `cl_status nodestatus node2: ${cl}`);
+        const links = await inNs(CL_STATUS, ['hblinkstatus', 'node2', 'eth0']);
+        assert.equal(links.stdout.trim(), 'up');
+        assert.doesNotMatch(log(), /node node2: is dead|Bad packet|authentication/i);
+        // The real node also talks to node2 beyond status (reqnodes, NS_ackmsg ...) and all of it verifies.
+        assert.ok(fromReal().some((l) => l.t !== 'status'), 'non-status messages from the real node verify too');
+      } finally {
+        if (peer) await topo.kill(peer);
+        if (hb?.pid && processAlive(hb.pid)) {
+          // Within its first 10 s (RQSTDELAY) heartbeat delays a graceful stop; it holds no
+          // resources, so after 5 s the namespace cleanup below SIGKILLs it by pid.
+          process.kill(hb.pid, 'SIGTERM');
+          await Promise.race([hb, new Promise((r) => setTimeout(r, 5_000))]);
+        }
+        // Kills what is left in the namespaces (holder, heartbeat children) by pid, then deletes them.
+        await topo.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
