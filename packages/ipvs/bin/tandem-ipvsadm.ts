@@ -2,7 +2,7 @@
 // ipvsadm 1.31's command line on the embedded balancer (tandem-ipvsd). See packages/ipvs/README.md.
 import { runIpvsadm } from '../src/cli.ts';
 import { socketClient } from '../src/client.ts';
-import { socketPath } from '../src/daemon.ts';
+import { socketPath } from '../src/wire.ts';
 import { createNameResolver } from '../src/names.ts';
 
 const path = socketPath();
@@ -19,8 +19,8 @@ const code = await runIpvsadm(
       return text;
     },
   },
-  // ipvsadm names itself by its argv[0]; under an `ipvsadm` link that is the link's path.
-  { prog: process.argv[1] ?? 'ipvsadm', client: () => socketClient(path), names: createNameResolver(), socketPath: path },
+  // ipvsadm names itself by its argv[0]: the link's path, or what bin/ipvsadm was called as.
+  { prog: process.env.TANDEM_IPVSADM_PROG ?? process.argv[1] ?? 'ipvsadm', client: () => socketClient(path), names: createNameResolver(), socketPath: path },
 );
 if (chunks.length > 0) process.stdout.write(chunks.join(''));
 process.exitCode = code;

@@ -1,7 +1,8 @@
-import { type ControlReply, controlRequest } from '@tandem/core';
+import { type ControlReply, controlRequest } from '@tandem/core/control';
 import { IpvsError } from './errors.ts';
 import type { IpvsTable, TableStats } from './model.ts';
-import { type ExecMode, type ExecResult, type IpvsDaemon, type Timeouts, decodeStats, encodeStats } from './daemon.ts';
+import type { ExecMode, ExecResult, IpvsDaemon, Timeouts } from './daemon.ts';
+import { decodeStats, encodeStats } from './wire.ts';
 import type { TableCommand } from './rules.ts';
 
 /**

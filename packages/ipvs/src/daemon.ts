@@ -2,9 +2,12 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type ControlReply, type ControlRequest, type ControlServer, type Logger, TandemError, startControlServer } from '@tandem/core';
 import { IpvsError, KERNEL_MESSAGES } from './errors.ts';
-import type { Counters, Dataplane, IpvsOp, IpvsTable, RealStats, ServiceKey, TableStats } from './model.ts';
+import type { Dataplane, IpvsOp, IpvsTable, ServiceKey, TableStats } from './model.ts';
 import { serviceId } from './model.ts';
 import { type TableCommand, parseRules } from './rules.ts';
+import { encodeStats } from './wire.ts';
+
+export { DEFAULT_SOCKET, socketPath, encodeStats, decodeStats } from './wire.ts';
 import { applyEach, normalizeKey, normalizeTable } from './table.ts';
 
 /**
@@ -15,13 +18,7 @@ import { applyEach, normalizeKey, normalizeTable } from './table.ts';
  * batch at a time), persistence and the data plane.
  */
 
-export const DEFAULT_SOCKET = '/run/tandem/ipvsd.sock';
 export const DEFAULT_STATE_FILE = '/var/lib/tandem/ipvs-table.json';
-
-/** The control socket path: the --socket option, else $TANDEM_IPVSD_SOCKET, else the default. */
-export function socketPath(option?: string): string {
-  return option ?? process.env.TANDEM_IPVSD_SOCKET ?? DEFAULT_SOCKET;
-}
 
 export type ExecMode = 'atomic' | 'sequential';
 
@@ -248,16 +245,6 @@ export class IpvsDaemon {
     await this.#queue;
     await this.#dataplane.close();
   }
-}
-
-type EncodedStats = [string, { service: Counters; reals: [string, RealStats][] }][];
-
-export function encodeStats(s: TableStats): EncodedStats {
-  return [...s.services].map(([id, v]) => [id, { service: v.service, reals: [...v.reals] }]);
-}
-
-export function decodeStats(e: EncodedStats | undefined): TableStats {
-  return { services: new Map((e ?? []).map(([id, v]) => [id, { service: v.service, reals: new Map(v.reals) }])) };
 }
 
 /** A group name (from /etc/group) or a number, as a gid. */

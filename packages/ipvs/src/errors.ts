@@ -1,4 +1,5 @@
-import { TandemError, defineErrors, type TandemErrorOptions } from '@tandem/core';
+// Submodule imports keep tandem-ipvsadm's start light (no logging or process machinery).
+import { TandemError, defineErrors, type TandemErrorOptions } from '@tandem/core/errors';
 
 /**
  * The ipvs package's error catalog. Table errors carry, as their message, the exact text ipvsadm

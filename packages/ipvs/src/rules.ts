@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net';
-import { ProblemSink } from '@tandem/core';
+import { ProblemSink } from '@tandem/core/errors';
 import { canonicalAddress, familyOf } from './addr.ts';
 import type { Forwarding, IpvsOp, Persistence, Protocol, RealServer, ServiceKey, VirtualService } from './model.ts';
 import { type NameResolver, numericResolver } from './names.ts';

@@ -74,9 +74,9 @@ export function realIpvsadm(): RealIpvsadm | undefined {
   };
 }
 
-/** A directory holding an `ipvsadm` link to tandem-ipvsadm (put it first on PATH, or pass its path). */
+/** A directory holding an `ipvsadm` link to bin/ipvsadm (put it first on PATH, or pass its path). */
 export function ipvsadmLinkDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ipvsadm-link-'));
-  symlinkSync(IPVSADM_TS, join(dir, 'ipvsadm'));
+  symlinkSync(join(PKG, 'bin', 'ipvsadm'), join(dir, 'ipvsadm'));
   return dir;
 }

@@ -1,6 +1,7 @@
 import { IpvsError, type IpvsErrorCode } from '../errors.ts';
 import { type IpvsdClient, inProcessClient, socketClient } from '../client.ts';
-import { type IpvsDaemon, socketPath } from '../daemon.ts';
+import type { IpvsDaemon } from '../daemon.ts';
+import { socketPath } from '../wire.ts';
 import type { IpvsBackend, IpvsOp, IpvsTable } from '../model.ts';
 import { opToRuleLine } from '../rules.ts';
 
