@@ -29,7 +29,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       conns += s.service.conns;
       for (const r of s.reals.values()) active += r.activeConns;
     }
-    console.log(JSON.stringify({ active, conns, open: dp.openConnections, rss: process.memoryUsage().rss }));
+    const m = process.memoryUsage();
+    console.log(JSON.stringify({ active, conns, open: dp.openConnections, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, engine: dp.engine === 'raw' ? 1 : 0 }));
   } else if (line.trim() === 'gc') {
     (globalThis as { gc?: () => void }).gc?.();
     console.log(JSON.stringify({ gc: true }));

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { ensureDebianPackages } from './_debian.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -37,23 +38,6 @@ const children: ResultPromise[] = [];
 const exited = new Set<ResultPromise>();
 const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-dp-'));
 
-async function ensureDeps(): Promise<void> {
-  const wanted = readFileSync(join(here, 'debian-packages.txt'), 'utf8')
-    .split('\n')
-    .map((l) => l.replace(/#.*/, '').trim())
-    .filter(Boolean);
-  const missing: string[] = [];
-  for (const p of wanted) {
-    const r = await execa('dpkg-query', ['-W', '-f=${Status}', p], { reject: false });
-    if (!String(r.stdout).includes('install ok installed')) missing.push(p);
-  }
-  if (missing.length === 0) return;
-  console.log(`installing ${missing.join(' ')} (bench/debian-packages.txt)`);
-  // Same approach as test/install-deps.sh: a policy-rc.d keeps the daemons from starting.
-  const script = `set -e; made=0; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; trap '[ $made -eq 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; apt-get install -y -q --no-install-recommends ${missing.join(' ')}`;
-  const r = await execa('flock', ['/tmp/tandem-apt.lock', 'sh', '-c', script], { reject: false, stdio: 'inherit' });
-  if (r.exitCode !== 0) throw new Error(`could not install ${missing.join(' ')}`);
-}
 
 async function freePort(address: string): Promise<number> {
   const s = net.createServer();
@@ -247,7 +231,7 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
-  await ensureDeps();
+  await ensureDebianPackages(['wrk', 'haproxy', 'nginx-light', 'util-linux']);
   const [p1, p2, hp, tp] = [await freePort(B1), await freePort(B2), await freePort(HAP_VIP), await freePort(TDM_VIP)];
   await startNginx('b1', B1, p1);
   await startNginx('b2', B2, p2);
@@ -298,29 +282,38 @@ async function main(): Promise<void> {
   console.log(`haproxy / direct: keep-alive ${ratio(summary.haproxy_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.haproxy_close.rps, summary.direct_close.rps)}; tandem / direct: keep-alive ${ratio(summary.tandem_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.tandem_close.rps, summary.direct_close.rps)}`);
 
   // RSS with IDLE idle connections through the embedded balancer.
-  // A proxied connection holds two descriptors; the hard RLIMIT_NOFILE caps how many fit in one
-  // process, and the figure is then scaled to IDLE (reported as such).
+  // RSS with IDLE idle connections through the embedded balancer, in a fresh balancer process
+  // (the one above has just carried the load; its RSS is reported too). A proxied connection holds
+  // two descriptors; the hard RLIMIT_NOFILE caps how many fit in one process, and the figure is
+  // then scaled to IDLE (reported as such).
+  const afterLoad = await tdm.request('stats');
+  tdm.proc.stdin!.end();
+  await Promise.race([tdm.proc, new Promise((r) => setTimeout(r, 5000))]);
+  const tp2 = await freePort(TDM_VIP);
+  const fresh = await startTandem(tp2, p1, p2);
   const nofile = Number((await execa('sh', ['-c', 'ulimit -Hn'])).stdout) || 1024;
   const want = Math.min(IDLE, Math.floor((nofile - 100) / 2));
-  const before = await tdm.request('stats');
-  const opener = spawn(NODE, [join(here, '_dataplane-conns.ts'), TDM_VIP, String(tp), String(want), '127.0.3.1', '127.0.3.2'], 'conns');
+  const before = await fresh.request('stats');
+  const opener = spawn(NODE, [join(here, '_dataplane-conns.ts'), TDM_VIP, String(tp2), String(want), '127.0.3.1', '127.0.3.2'], 'conns');
   const openLine = await new Promise<string>((resolve) => {
     const rl = createInterface({ input: opener.stdout! });
     rl.on('line', (l) => l.startsWith('OPEN') && resolve(l));
     setTimeout(() => resolve('OPEN ? (timeout)'), 70_000);
   });
   const opened = Number(/OPEN (\d+)/.exec(openLine)?.[1] ?? 0);
-  let during = await tdm.request('stats');
-  const deadline = Date.now() + 20_000;
+  let during = await fresh.request('stats');
+  const deadline = Date.now() + 30_000;
   while (during.active < opened && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 250));
-    during = await tdm.request('stats');
+    during = await fresh.request('stats');
   }
-  const statusRss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pidOf(tdm.proc)}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const statusRss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pidOf(fresh.proc)}/status`, 'utf8'))?.[1] ?? 0) / 1024;
   const rssMb = Math.round(statusRss * 10) / 10;
   const beforeMb = before.rss / 2 ** 20;
   const scaledMb = opened > 0 ? Math.round((beforeMb + ((rssMb - beforeMb) * IDLE) / opened) * 10) / 10 : NaN;
-  console.log(`\nidle connections (hard nofile limit ${nofile}): ${openLine}; established through tandem: ${during.active}; tandem RSS ${beforeMb.toFixed(1)} MB before, ${rssMb} MB with them open; scaled to ${IDLE}: ${scaledMb} MB`);
+  const mb = (x: number) => (x / 2 ** 20).toFixed(1);
+  console.log(`\ntandem after the load above: RSS ${mb(afterLoad.rss)} MB (V8 heap ${mb(afterLoad.heapTotal)} MB, external ${mb(afterLoad.external)} MB), engine ${afterLoad.engine ? 'raw libuv handles' : 'net.Socket'}`);
+  console.log(`idle connections into a fresh balancer (hard nofile limit ${nofile}): ${openLine}; established through it: ${during.active}; RSS ${beforeMb.toFixed(1)} MB before, ${rssMb} MB with them open (heap ${mb(during.heapUsed)} MB used); scaled to ${IDLE}: ${scaledMb} MB`);
   opener.stdin!.end();
 
   const result = {
@@ -345,7 +338,9 @@ async function main(): Promise<void> {
     tandem_cpu_us_per_req_close: Math.round(summary.tandem_close.lbCpu * 10) / 10,
     errors: Object.values(summary).reduce((a, s) => a + s.errors, 0),
     idle_connections_opened: opened,
+    idle_connections_established: during.active,
     rss_mb_measured: rssMb,
+    rss_mb_after_load: Math.round((afterLoad.rss / 2 ** 20) * 10) / 10,
     rss_mb_before_idle_conns: Math.round(beforeMb * 10) / 10,
     rss_mb_10k_conns: opened >= IDLE ? rssMb : scaledMb,
   };

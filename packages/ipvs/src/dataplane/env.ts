@@ -1,7 +1,6 @@
 /** What the socket layers share: options, the clock, the event sink, the open-connection set. */
 import type { Clock } from '@tandem/core';
 import type { ServiceState } from './service.ts';
-import type { TcpConn } from './tcp.ts';
 
 export type EventLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -12,7 +11,10 @@ export interface Env {
   readonly connectTimeoutMs: number;
   readonly connectAttempts: number;
   readonly udpTimeoutMs: number;
-  readonly conns: Set<TcpConn>;
+  /** Open connections of either TCP engine (for close()). */
+  readonly conns: Set<object>;
+  /** Raw-engine connections waiting for the real server (swept for the connect timeout). */
+  readonly connecting: Set<object>;
   event(level: EventLevel, code: string, message: string, service?: string): void;
   /** A client connection found no usable real server (rate-limited warning). */
   noServer(svc: ServiceState): void;

@@ -9,7 +9,8 @@ import { type Counters, type Dataplane, type IpvsTable, type RealStats, type Ser
 import { SchedulerNotFound } from '../schedulers/service.ts';
 import type { Env, EventLevel } from './env.ts';
 import { ServiceState } from './service.ts';
-import { TcpListener, type TcpConn, destroyConn } from './tcp.ts';
+import { TcpListener, destroyConn } from './tcp.ts';
+import { RawTcpListener, destroyRawConn, rawAvailable, sweepConnecting } from './tcp-raw.ts';
 import { UdpListener } from './udp.ts';
 
 export interface DataplaneEvent {
@@ -46,11 +47,16 @@ export interface DataplaneOptions {
   /** Kernel sysctl expire_quiescent_template. Default false, as in the kernel. */
   expireQuiescentTemplate?: boolean;
   backlog?: number;
+  /**
+   * TCP engine: 'raw' drives libuv handles directly (fast, the default when Node offers them),
+   * 'net' uses net.Socket (public API only). 'auto' picks raw when available.
+   */
+  engine?: 'auto' | 'raw' | 'net';
 }
 
 interface Entry {
   state: ServiceState;
-  tcp?: TcpListener | undefined;
+  tcp?: TcpListener | RawTcpListener | undefined;
   udp?: UdpListener | undefined;
   /** Pending bind retry. */
   retry?: ReturnType<typeof setTimeout> | undefined;
@@ -63,8 +69,10 @@ class UserspaceDataplane implements Dataplane {
   readonly #env: Env;
   readonly #opts: Required<Pick<DataplaneOptions, 'bindRetryMs' | 'backlog' | 'tcpTimeWaitMs' | 'expireQuiescentTemplate'>>;
   readonly #entries = new Map<string, Entry>();
-  /** Deleted services whose connections are still open (their counters live on in the reals). */
-  readonly #conns = new Set<TcpConn>();
+  /** Open TCP connections (of services in the table or already deleted). */
+  readonly #conns = new Set<object>();
+  readonly #connecting = new Set<object>();
+  readonly #raw: boolean;
   readonly #onEvent: ((e: DataplaneEvent) => void) | undefined;
   readonly #logger: Logger | undefined;
   readonly #lastNoServer = new Map<string, number>();
@@ -78,10 +86,14 @@ class UserspaceDataplane implements Dataplane {
     this.#logger = opts.logger;
     this.#opts = {
       bindRetryMs: opts.bindRetryMs ?? 1000,
-      backlog: opts.backlog ?? 511,
+      backlog: opts.backlog ?? 4096,
       tcpTimeWaitMs: opts.tcpTimeWaitMs ?? 120_000,
       expireQuiescentTemplate: opts.expireQuiescentTemplate ?? false,
     };
+    const engine = opts.engine ?? 'auto';
+    const raw = rawAvailable();
+    if (engine === 'raw' && !raw.ok) throw new Error(`raw TCP engine unavailable: ${raw.reason}`);
+    this.#raw = engine !== 'net' && raw.ok;
     const self = this;
     this.#env = {
       clock,
@@ -91,6 +103,7 @@ class UserspaceDataplane implements Dataplane {
       connectAttempts: Math.max(1, opts.connectAttempts ?? 3),
       udpTimeoutMs: opts.udpTimeoutMs ?? 300_000,
       conns: this.#conns,
+      connecting: this.#connecting,
       event: (level, code, message, service) => self.#event(level, code, message, service),
       noServer: (svc) => {
         const now = clock.now();
@@ -116,6 +129,7 @@ class UserspaceDataplane implements Dataplane {
     const estimate = now - this.#lastEstimate >= 1900;
     const interval = (now - this.#lastEstimate) / 1000;
     if (estimate) this.#lastEstimate = now;
+    sweepConnecting(this.#env, now);
     for (const e of this.#entries.values()) {
       e.state.tick(now);
       e.udp?.tick(now);
@@ -206,7 +220,7 @@ class UserspaceDataplane implements Dataplane {
       if (this.#closed || e.state.deleted) return;
       try {
         if (vs.protocol === 'tcp') {
-          e.tcp = new TcpListener(e.state, this.#env);
+          e.tcp = this.#raw ? new RawTcpListener(e.state, this.#env) : new TcpListener(e.state, this.#env);
           await e.tcp.listen(vs.address, vs.port, this.#opts.backlog);
         } else {
           e.udp = new UdpListener(e.state, this.#env);
@@ -285,6 +299,10 @@ class UserspaceDataplane implements Dataplane {
     };
   }
 
+  get engine(): 'raw' | 'net' {
+    return this.#raw ? 'raw' : 'net';
+  }
+
   get openConnections(): number {
     return this.#conns.size;
   }
@@ -299,7 +317,10 @@ class UserspaceDataplane implements Dataplane {
       e.udp?.close();
     }
     this.#entries.clear();
-    for (const c of [...this.#conns]) destroyConn(c);
+    for (const c of [...this.#conns]) {
+      destroyConn(c);
+      destroyRawConn(c);
+    }
     this.#conns.clear();
   }
 }
@@ -308,6 +329,7 @@ export type UserspaceDataplaneApi = Dataplane & {
   listening(key?: ServiceKey): boolean;
   dump(key: ServiceKey): Record<string, unknown> | undefined;
   readonly openConnections: number;
+  readonly engine: 'raw' | 'net';
 };
 
 export function createDataplane(opts: DataplaneOptions = {}): UserspaceDataplaneApi {

@@ -73,6 +73,8 @@ export class ServiceState {
   readonly warned = new Set<string>();
   /** Set when the service was deleted from the table; open connections finish. */
   deleted = false;
+  /** Whether scheduling needs the client's address (persistence, source hashing). */
+  needsClientAddress = false;
 
   constructor(id: string, config: VirtualService, opts: ServiceOptions) {
     this.id = id;
@@ -97,6 +99,7 @@ export class ServiceState {
     this.sched.setFlags(next.schedFlags ?? []);
     this.#mask = persistMask(next.persistence?.netmask);
     if (!next.persistence) this.#templates.clear();
+    this.needsClientAddress = !!next.persistence || next.scheduler === 'sh' || next.scheduler === 'mh';
     const wanted = new Map(next.reals.map((r) => [`${r.address}|${r.port}`, r]));
     for (const d of [...this.reals]) {
       if (!wanted.has(`${d.address}|${d.port}`)) {

@@ -290,7 +290,8 @@ export class TcpListener {
 }
 
 /** Ends every open connection at once (dataplane close). */
-export function destroyConn(c: TcpConn): void {
-  c.client.destroy();
-  c.up?.destroy();
+export function destroyConn(x: object): void {
+  if (!(x instanceof TcpConn)) return;
+  x.client.destroy();
+  x.up?.destroy();
 }
