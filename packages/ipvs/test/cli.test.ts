@@ -58,7 +58,7 @@ async function ipvsadm(socket: string, args: string[], input?: string, bin = IPV
 }
 
 describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let dir: string;
   let d: Ipvsd;
   beforeEach(async () => {

@@ -228,6 +228,7 @@ function prng(seed: number): () => number {
 }
 
 describe('tandem-ipvsadm against Debian ipvsadm 1.31 (real tool over a fake kernel)', function () {
+  this.timeout(120_000);
   let real: RealIpvsadm | undefined;
   before(function () {
     real = realIpvsadm();
