@@ -14,7 +14,7 @@ export const HEARTBEAT_ERRORS = defineErrors({
   E_HACF_NO_MEDIA: 'no heartbeat medium is configured',
   E_HACF_NO_NODES: 'no node line (and no autojoin any)',
   E_HACF_AUTOJOIN: 'autojoin other/any conflicts with haresources (R1) resource management',
-  E_HACF_RESPAWN: 'a respawn/failfast line is malformed (relative path, unknown user)',
+  E_HACF_RESPAWN: 'a respawn line is malformed (relative path) or, on this machine, its user or program is missing',
   E_HACF_APIAUTH: 'an apiauth line names neither uid= nor gid=',
   E_HACF_LOCAL_NODE: 'this machine (uname -n) is not listed in a node line (machine-dependent)',
   E_HACF_NO_INTERFACE: 'a medium names a network interface this machine does not have (machine-dependent)',

@@ -79,6 +79,7 @@ describe('codec: fuzz (100,000 packets, bounded to ~20 s)', function () {
       n++;
     }
     assert.ok(n >= 20_000, `only ${n} cases ran in the time bound`);
+    if (process.env.FUZZ_REPORT) console.log(`fuzz: ${n} cases, ${passed} passed the gate`);
     assert.ok(passed >= 0);
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { formatProblem } from '@tandem/core';
 import { parseHaCf, checkMachine, parseHbTime, DIRECTIVES, type MachineFacts, type HaConfig } from '../src/hacf.ts';
+import { HEARTBEAT_ERRORS } from '../src/errors.ts';
 
 const facts = (over: Partial<MachineFacts> = {}): MachineFacts => ({
   nodeName: 'loadbalancer', interfaces: new Set(['lo', 'eth0']), exists: () => true, executable: () => true, userExists: () => true, ...over,
@@ -152,5 +153,15 @@ describe('ha.cf: parsing rules', () => {
     assert.deepEqual(c.respawn.map((r) => [r.user, r.command, [...r.args]]), [['root', '/usr/bin/logger', ['-t', 'x']]]);
     const m = checkMachine(c, facts({ nodeName: 'a', executable: () => false, userExists: () => false }));
     assert.deepEqual(m.map((p) => p.code), ['E_HACF_RESPAWN', 'E_HACF_RESPAWN']);
+  });
+});
+
+describe('HEARTBEAT-CONFIG.md', () => {
+  const doc = readFileSync(new URL('../HEARTBEAT-CONFIG.md', import.meta.url), 'utf8');
+  it('documents every directive', () => {
+    for (const d of Object.keys(DIRECTIVES)) assert.ok(doc.includes(`\`${d}\``), d);
+  });
+  it('documents every error code', () => {
+    for (const c of Object.keys(HEARTBEAT_ERRORS)) assert.ok(doc.includes(`\`${c}\``), c);
   });
 });
