@@ -202,7 +202,7 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
   const cfgArg = pos.length === 2 ? pos[0]! : 'ldirectord.cf';
   const file = findConfigFile(cfgArg, io.env.TANDEM_HA_D ?? '/etc/ha.d');
   if (!file) {
-    io.stderr(`Config file ${cfgArg} not found\n`);
+    io.stderr(`Config file ${cfgArg} not found [E_LD_CONFIG_NOT_FOUND]\n`);
     return 1;
   }
   const name = pos.length === 2 ? basename(file) : 'ldirectord';

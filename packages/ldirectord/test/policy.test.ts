@@ -197,6 +197,15 @@ describe('ldirectord policy: readdquiescent, checktype on/off, port mapping, mai
     assert.equal(h.backend.refused.length, 0, 'no command was refused by the table');
   });
 
+  it('quiescing keeps the thresholds (ldirectord resets them to 0 while quiesced, §8-13)', async () => {
+    const h = new Harness('quiescent=yes\nvirtual=127.0.0.100:80\n\treal=127.0.0.11:80 masq 3 l:2 u:10\n\tservice=http\n');
+    await h.start();
+    await h.verdict('127.0.0.11:80', UP);
+    await h.verdict('127.0.0.11:80', DOWN);
+    const r = (await h.backend.read()).services[0]!.reals[0]!;
+    assert.deepEqual([r.weight, r.lowerThreshold, r.upperThreshold], [0, 2, 10]);
+  });
+
   it('maintenance forces a real down at once (ignoring failurecount) and it returns with its next good check', async () => {
     const h = new Harness(BASIC('quiescent=yes\nfailurecount=5'));
     await h.start();
