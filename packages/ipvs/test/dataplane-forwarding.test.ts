@@ -9,7 +9,7 @@ import { type Backend, KeepAlive, freePort, get, real, startBackend, startUdpEch
 let vipSeq = 0;
 const nextVip = () => `127.${100 + (process.pid % 50)}.${(Date.now() >> 4) & 255}.${++vipSeq}`;
 
-describe('dataplane: forwarding over loopback', function () {
+for (const engine of ['raw', 'net'] as const) describe(`dataplane (${engine} TCP engine): forwarding over loopback`, function () {
   this.timeout(60_000);
   let b1: Backend;
   let b2: Backend;
@@ -20,7 +20,8 @@ describe('dataplane: forwarding over loopback', function () {
     b1 = await startBackend('b1', '127.0.0.1');
     b2 = await startBackend('b2', '127.0.0.1');
     events = [];
-    dp = createDataplane({ onEvent: (e) => events.push(e), sourceAddress: '127.0.0.1' });
+    dp = createDataplane({ onEvent: (e) => events.push(e), sourceAddress: '127.0.0.1', engine });
+    assert.equal(dp.engine, engine);
   });
 
   afterEach(async () => {
