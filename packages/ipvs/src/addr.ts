@@ -23,12 +23,14 @@ export function familyOf(address: string): Family {
   return address.includes(':') ? 'inet6' : 'inet';
 }
 
-function ipv4Number(a: string): number {
+/** An IPv4 address as an unsigned 32-bit number. */
+export function ipv4Number(a: string): number {
   const p = a.split('.').map(Number);
   return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
 }
 
-function ipv6Bytes(a: string): number[] {
+/** An IPv6 address as its 16 bytes. */
+export function ipv6Bytes(a: string): number[] {
   const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
   const words = (s: string | undefined): string[] => (s ? s.split(':') : []);
   const h = words(head);

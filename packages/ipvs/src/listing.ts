@@ -1,4 +1,4 @@
-import { familyOf } from './addr.ts';
+import { familyOf, ipv4Number, ipv6Bytes } from './addr.ts';
 import type { Counters, IpvsTable, RealServer, RealStats, ServiceKey, TableStats, VirtualService } from './model.ts';
 import { realId, serviceId } from './model.ts';
 import { type NameResolver, numericResolver } from './names.ts';
@@ -65,21 +65,6 @@ export function largeNumber(n: number, exact: boolean): string {
 
 const int32 = (n: number) => n | 0;
 
-function ipv4Int(a: string): number {
-  const p = a.split('.').map(Number);
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-}
-
-function ipv6Bytes(a: string): number[] {
-  const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
-  const expand = (s: string | undefined): number[] =>
-    s ? s.split(':').flatMap((w) => (w.includes('.') ? [(ipv4Int(w) >>> 16) & 0xffff, ipv4Int(w) & 0xffff] : [parseInt(w, 16)])) : [];
-  const h = expand(head);
-  const t = expand(tail);
-  const words = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  return words.flatMap((w) => [w >> 8, w & 0xff]);
-}
-
 /** Address comparison as ipvsadm does it: IPv4 as the int difference of the host-order values (so it wraps), IPv6 bytewise. */
 function cmpAddr(a: string, b: string): number {
   if (familyOf(a) === 'inet6' || familyOf(b) === 'inet6') {
@@ -88,7 +73,7 @@ function cmpAddr(a: string, b: string): number {
     for (let i = 0; i < 16; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
     return 0;
   }
-  return int32(ipv4Int(a) - ipv4Int(b));
+  return int32(ipv4Number(a) - ipv4Number(b));
 }
 
 const PROTO: Record<string, number> = { tcp: 6, udp: 17, sctp: 132, fwm: 6 };
