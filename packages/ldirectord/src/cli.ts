@@ -44,6 +44,7 @@ Options:
     --backend ipvsadm|embedded|memory   IPVS backend (default: ipvsadm when
         /sbin/ipvsadm or /usr/sbin/ipvsadm exists, else embedded; env
         TANDEM_LD_BACKEND)
+                                        IPVSADM=path picks the ipvsadm command
     --pid-file PATH        (default /var/run/ldirectord.<name>.pid; the
                            directory can be changed with env TANDEM_LD_RUNDIR)
     --control-socket PATH  (default /var/run/ldirectord.<name>.sock)
@@ -355,7 +356,8 @@ async function startDaemon(ctx: Ctx, config: LdConfig): Promise<number> {
   const makeLogger = await loggerFactory();
   let backend;
   try {
-    backend = await createBackend(ctx.backendName ?? defaultBackendName());
+    // IPVSADM names an ipvsadm-compatible command (as resource.d/ipvsadm honours it), e.g. tandem-ipvsadm.
+    backend = await createBackend(ctx.backendName ?? defaultBackendName(), { ipvsadm: io.env.IPVSADM || undefined });
   } catch (err) {
     io.stderr(`${(err as Error).message}\n`);
     return 1;

@@ -238,3 +238,63 @@ virtual=127.0.0.100:80
     await until('both stopped', () => (!processAlive(mainPid!) && !processAlive(otherPid!)) || undefined);
   });
 });
+
+/**
+ * End to end on the embedded balancer: a tandem-ipvsd holds the table; ldirectord drives it through
+ * the embedded backend (its socket), and through the ipvsadm backend running the balancer's
+ * ipvsadm-compatible command (`ipvsadm -R` per batch, `ipvsadm -L -n` to read).
+ */
+describe('ldirectord on the embedded balancer (tandem-ipvsd, tandem-ipvsadm)', function () {
+  this.timeout(180_000);
+  const IPVS_BIN = fileURLToPath(new URL('../../ipvs/bin/', import.meta.url));
+  const NODE_PATH = `${fileURLToPath(new URL('../../../node_modules/.bin', import.meta.url))}:${process.env.PATH ?? ''}`;
+  let dir: string;
+  let ipvsd: ResultPromise | undefined;
+  let daemonPid: number | undefined;
+  let web: Server | undefined;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ld-e2e-'));
+    const sock = join(dir, 'ipvsd.sock');
+    ipvsd = execa(join(IPVS_BIN, 'tandem-ipvsd.ts'), ['--socket', sock, '--no-state', '--dataplane', 'none'], { env: { PATH: NODE_PATH }, reject: false, all: true });
+    await until('tandem-ipvsd', async () => (await controlRequest(sock, { cmd: 'ping' }, 1000).then(() => true, () => false)) || undefined);
+    web = createServer((s) => {
+      s.on('error', () => {});
+      s.end();
+    });
+    await new Promise<void>((r) => web!.listen(0, '127.0.0.1', r));
+  });
+  afterEach(async () => {
+    if (daemonPid && processAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
+    if (ipvsd?.pid && processAlive(ipvsd.pid)) process.kill(ipvsd.pid, 'SIGTERM');
+    await ipvsd;
+    await new Promise((r) => web?.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const backend of ['embedded', 'ipvsadm'] as const) {
+    it(`--backend ${backend}: the checked table lands in the balancer, someone else's service is untouched, cleanstop removes ours`, async () => {
+      const sock = join(dir, 'ipvsd.sock');
+      const env = { PATH: NODE_PATH, TANDEM_IPVSD_SOCKET: sock, IPVSADM: join(IPVS_BIN, 'ipvsadm'), TANDEM_LD_RUNDIR: dir };
+      const ipvsadm = (args: string[]) => execa(join(IPVS_BIN, 'ipvsadm'), args, { env, reject: false });
+      await ipvsadm(['-A', '-t', '127.0.0.101:80', '-s', 'wlc']);
+      const port = (web!.address() as { port: number }).port;
+      const f = join(dir, 'ld.cf');
+      writeFileSync(f, `checkinterval=1\nchecktimeout=1\nquiescent=yes\nlogfile="${dir}/ld.log"\nvirtual=127.0.0.100:80\n\treal=127.0.0.1:${port} masq 3\n\treal=127.0.0.2:${port} masq\n\tfallback=127.0.0.200:80\n\tchecktype=connect\n`);
+      const r = await ld(['--backend', backend, f, 'start'], env);
+      assert.equal(r.exitCode, 0, r.stderr);
+      daemonPid = readPidFile(join(dir, 'ldirectord.ld.cf.pid'));
+      // 127.0.0.2 has nothing listening on that port: quiesced; 127.0.0.1 is up, so no fallback.
+      const want = new RegExp(`TCP  127\\.0\\.0\\.100:80 wrr\\n  -> 127\\.0\\.0\\.1:${port} +Masq +3 .*\\n  -> 127\\.0\\.0\\.2:${port} +Masq +0 `);
+      const listing = await until('the table in the balancer', async () => {
+        const l = String((await ipvsadm(['-L', '-n'])).stdout);
+        return want.test(l) ? l : undefined;
+      });
+      assert.match(listing, /TCP  127\.0\.0\.101:80 wlc/);
+      assert.doesNotMatch(listing, /127\.0\.0\.200/);
+      assert.equal((await ld([f, 'stop'], env)).exitCode, 0);
+      const after = String((await ipvsadm(['-L', '-n'])).stdout);
+      assert.doesNotMatch(after, /127\.0\.0\.100/);
+      assert.match(after, /TCP  127\.0\.0\.101:80 wlc/);
+    });
+  }
+});
