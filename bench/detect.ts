@@ -135,6 +135,8 @@ async function measureTandem(topo: Topology, root: string, s: Setting, o: Option
 async function measureReal(topo: Topology, root: string, s: Setting, o: Options): Promise<Figures> {
   const n1 = new RealNode(topo, 'r1', 'node1', root, s);
   const n2 = new RealNode(topo, 'r2', 'node2', root, s);
+  realNodes.add(n1);
+  realNodes.add(n2);
   const detect: number[] = [];
   try {
     await n1.setup();
@@ -186,6 +188,8 @@ async function measureReal(topo: Topology, root: string, s: Setting, o: Options)
   } finally {
     await n2.close();
     await n1.close();
+    realNodes.delete(n1);
+    realNodes.delete(n2);
   }
 }
 
@@ -193,9 +197,17 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const root = mkdtempSync(join(tmpdir(), 'bench-detect-'));
   const topo = new Topology(`d${Math.floor(Math.random() * 1000)}`);
-  const closeAll = () => void topo.close().finally(() => process.exit(130));
-  process.once('SIGINT', closeAll);
-  process.once('SIGTERM', closeAll);
+  // One cleanup, awaited by every way out (normal end, error, signal): the real heartbeat's processes
+  // and holders, every namespace, the temporary directory.
+  let cleaning: Promise<void> | undefined;
+  cleanup = () => (cleaning ??= (async () => {
+    for (const n of realNodes) await n.close().catch(() => undefined);
+    await topo.close();
+    rmSync(root, { recursive: true, force: true });
+  })());
+  const onSignal = () => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const result: Record<string, number | string> = {};
   const real = o.real && realHeartbeatInstalled();
   try {
@@ -257,15 +269,19 @@ async function main(): Promise<void> {
     result.runs = o.runs;
     result.soak_s = o.soakS;
   } finally {
-    await topo.close();
-    rmSync(root, { recursive: true, force: true });
+    await cleanup();
   }
   // JSON has no NaN: a figure that was not measured (no soak) is left out.
   const clean = Object.fromEntries(Object.entries(result).filter(([, v]) => typeof v === 'string' || Number.isFinite(v)));
   log(`RESULT ${JSON.stringify(clean)}`);
 }
 
-main().catch((err) => {
+let cleanup: () => Promise<void> = async () => {};
+/** Real heartbeat nodes alive now, for the cleanup. */
+const realNodes = new Set<RealNode>();
+
+main().catch(async (err) => {
   process.stderr.write(`bench detect: ${(err as Error).stack ?? err}\n`);
+  await cleanup();
   process.exit(1);
 });
