@@ -6,6 +6,7 @@
  * rights to make namespaces it says so and runs the single-director part on loopback (loopback.ts).
  *
  *   npm start [-- --seconds N]    (N: leave by itself after N seconds, for scripted runs)
+ *   TANDEM_LAB=loopback npm start   (the loopback part even where namespaces can be made)
  */
 import { controlRequest } from '@tandem/core';
 import { SeedLab, DIRECTORS, REALS, VIP, canMakeNamespaces } from './lab.ts';
@@ -15,9 +16,11 @@ const secondsArg = process.argv.indexOf('--seconds');
 const autoExitS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : undefined;
 const interactive = process.stdin.isTTY && autoExitS === undefined;
 
-if (!(await canMakeNamespaces())) {
-  console.log('tandem: cannot create network namespaces here (needs root and iproute2): running the single-director part on loopback instead.');
-  await runLoopbackDemo({ seconds: autoExitS, interactive });
+if (process.env.TANDEM_LAB === 'loopback' || !(await canMakeNamespaces())) {
+  console.log(process.env.TANDEM_LAB === 'loopback'
+    ? 'tandem: TANDEM_LAB=loopback: running the single-director part on loopback.'
+    : 'tandem: cannot create network namespaces here (needs root and iproute2): running the single-director part on loopback instead.');
+  await runLoopbackDemo({ seconds: autoExitS, interactive, port: Number(process.env.TANDEM_LAB_PORT ?? 8080) });
   process.exit(0);
 }
 
