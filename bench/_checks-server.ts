@@ -53,11 +53,6 @@ function serve(address: string): Promise<void> {
   });
 }
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
 for (let i = 0; i < addresses.length; i += 500) await Promise.all(addresses.slice(i, i + 500).map(serve));
 await sendMessage({ ready: true, listening: addresses.length, pid: process.pid });
 
@@ -77,17 +72,9 @@ for await (const msg of getEachMessage()) {
       if (t.length < 2) silent++;
       for (let i = 1; i < t.length; i++) periods.push(t[i]! - t[i - 1]!);
     }
-    periods.sort((a, b) => a - b);
     const cpu = process.cpuUsage();
-    await sendMessage({
-      requests,
-      silent,
-      periods: periods.length,
-      p50: quantile(periods, 0.5),
-      p99: quantile(periods, 0.99),
-      max: periods.length ? periods[periods.length - 1] : NaN,
-      cpuUs: cpu.user + cpu.system,
-    });
+    // Raw periods (ms, rounded to 0.1) so that the benchmark can merge several server processes.
+    await sendMessage({ requests, silent, periods: periods.map((p) => Math.round(p * 10) / 10), cpuUs: cpu.user + cpu.system });
   } else if (m.cmd === 'exit') {
     process.exit(0);
   }

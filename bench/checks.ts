@@ -1,5 +1,5 @@
 // `npm run bench -- checks [--reals N] [--interval S] [--timeout S] [--runs R] [--window S]
-//                          [--mode daemon|scheduler] [--keepalive]`
+//                          [--mode daemon|scheduler] [--keepalive] [--concurrency C] [--port P]`
 // `npm run bench -- checks --clients [--count K]`: CPU per check of each HTTP client path alone.
 //
 // Health-check throughput and detection latency of tandem's ldirectord. N real servers are served
@@ -22,7 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode, type ResultPromise } from 'execa';
-import { MemoryBackend, type IpvsOp } from '@tandem/ipvs';
+import type { IpvsOp } from '@tandem/ipvs';
+import { FastMemoryBackend } from './_checks-backend.ts';
 import { LdDaemon } from '@tandem/ldirectord/daemon';
 import { CheckScheduler, runCheck, type CheckSpec, type Verdict } from '@tandem/ldirectord/checks/index';
 import { benchAddress } from './_checks-addr.ts';
@@ -37,8 +38,9 @@ const TIMEOUT_S = Number(arg('timeout', '1'));
 const RUNS = Number(arg('runs', '20'));
 const WINDOW_S = Number(arg('window', String(Math.max(10, 4 * INTERVAL_S))));
 const MODE = arg('mode', 'daemon');
+const CONCURRENCY = Number(arg('concurrency', '1024'));
 const KEEPALIVE = process.argv.includes('--keepalive');
-const PORT = 8080;
+const PORT = Number(arg('port', '8080'));
 const VIP = '127.0.0.100';
 if (!(N >= 2) || !(INTERVAL_S > 0) || !(TIMEOUT_S > 0) || !['daemon', 'scheduler'].includes(MODE)) {
   console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--mode daemon|scheduler] [--keepalive]');
@@ -57,6 +59,19 @@ const q = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN;
 };
+process.on('exit', () => {
+  // Never leave a server behind, whatever happened (they are our own children, by PID).
+  for (const pid of children) {
+    try {
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
+const children = new Set<number>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
 type Server = { child: ResultPromise<{ ipc: true }>; pid: number };
@@ -64,12 +79,16 @@ async function startServer(args: string[]): Promise<Server> {
   const child = execaNode(serverFile, args, { ipc: true, reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit' }) as unknown as ResultPromise<{ ipc: true }>;
   const msg = (await child.getOneMessage()) as { ready?: boolean; pid: number };
   if (!msg.ready) throw new Error('server did not start');
+  children.add(child.pid!);
   return { child, pid: child.pid! };
 }
-async function ask(s: Server, cmd: string): Promise<Record<string, number>> {
+async function ask(s: Server, cmd: string): Promise<Record<string, unknown>> {
   await s.child.sendMessage({ cmd });
-  return (await s.child.getOneMessage()) as Record<string, number>;
+  return (await s.child.getOneMessage()) as Record<string, unknown>;
 }
+// A process holds at most ~20,000 descriptors here: one listening socket per address plus one per
+// open connection, so the reals are spread over processes of at most 5,000 addresses each.
+const PER_SERVER = 5000;
 
 const victimAddress = benchAddress(N - 1);
 const victimKey = `${victimAddress}:${PORT}`;
@@ -82,6 +101,7 @@ let startedAt = 0;
 const victimChanges: { at: number; present: boolean }[] = [];
 function observe(ops: readonly IpvsOp[]): void {
   const at = performance.now();
+  if (process.env.BENCH_DEBUG) console.log(`${Math.round(at - startedAt)} ms applied ${ops.length} op(s): ${ops.map((o) => o.op).join(',')}`);
   for (const op of ops) {
     if (op.op === 'add-real') {
       realsInTable++;
@@ -125,13 +145,14 @@ async function main(): Promise<void> {
   console.log(`checks benchmark: ${N} reals, checkinterval=${INTERVAL_S}s, checktimeout=${TIMEOUT_S}s, mode ${MODE}${KEEPALIVE ? ' (keep-alive)' : ''}, ${RUNS} detection runs`);
   const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-checks-'));
   const t0 = performance.now();
-  const main = await startServer([String(PORT), '--range', '0', String(N - 1)]);
+  const mains: Server[] = [];
+  for (let first = 0; first < N - 1; first += PER_SERVER) mains.push(await startServer([String(PORT), '--range', String(first), String(Math.min(PER_SERVER, N - 1 - first))]));
   let victim = await startServer([String(PORT), victimAddress]);
-  console.log(`servers: ${N - 1} addresses in pid ${main.pid}, victim ${victimAddress} in pid ${victim.pid} (${Math.round(performance.now() - t0)} ms to listen)`);
+  console.log(`servers: ${N - 1} addresses in ${mains.length} process(es) (pid ${mains.map((m) => m.pid).join(', ')}), victim ${victimAddress} in pid ${victim.pid} (${Math.round(performance.now() - t0)} ms to listen)`);
 
   let scheduler: CheckScheduler | undefined;
   let daemon: LdDaemon | undefined;
-  const backend = new MemoryBackend();
+  const backend = new FastMemoryBackend();
   const apply = backend.apply.bind(backend);
   backend.apply = async (ops) => {
     await apply(ops);
@@ -150,11 +171,12 @@ async function main(): Promise<void> {
     daemon = new LdDaemon({
       configFile: cf,
       backend,
-      checkLoop: ({ onVerdict, check, clock }) => (scheduler = new CheckScheduler({ onVerdict, check, clock })),
+      checkLoop: ({ onVerdict, check, clock }) => (scheduler = new CheckScheduler({ onVerdict, check, clock, concurrency: CONCURRENCY })),
+      ...(process.env.BENCH_DEBUG ? { onDecision: (d: { kind: string; message: string }) => console.log(`${Math.round(performance.now() - startedAt)} ms decision ${d.kind}: ${d.message}`) } : {}),
     });
     await daemon.start();
   } else {
-    scheduler = new CheckScheduler({ onVerdict: schedulerVerdict, check: runCheck });
+    scheduler = new CheckScheduler({ onVerdict: schedulerVerdict, check: runCheck, concurrency: CONCURRENCY });
     const checks = [];
     for (let i = 0; i < N; i++) {
       const address = benchAddress(i);
@@ -163,7 +185,7 @@ async function main(): Promise<void> {
     scheduler.update(checks);
     scheduler.start();
   }
-  const startDeadline = performance.now() + 120_000;
+  const startDeadline = performance.now() + Math.max(120_000, N * 30);
   while (!allInTableAt && performance.now() < startDeadline) await sleep(5);
   const startToTable = allInTableAt ? allInTableAt - startedAt : NaN;
   const startCpu = process.cpuUsage(cpu0);
@@ -172,8 +194,13 @@ async function main(): Promise<void> {
   // ---- steady state ----
   await sleep(Math.max(2000, INTERVAL_S * 2000));
   let rssMax = 0;
-  const rssTimer = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 250);
-  await ask(main, 'record');
+  let heapMax = 0;
+  const rssTimer = setInterval(() => {
+    const m = process.memoryUsage();
+    rssMax = Math.max(rssMax, m.rss);
+    heapMax = Math.max(heapMax, m.heapUsed);
+  }, 250);
+  for (const m of mains) await ask(m, 'record');
   const c0 = process.cpuUsage();
   const s0 = scheduler!.stats().completed;
   const w0 = performance.now();
@@ -181,7 +208,16 @@ async function main(): Promise<void> {
   const c1 = process.cpuUsage(c0);
   const checks = scheduler!.stats().completed - s0;
   const wall = (performance.now() - w0) / 1000;
-  const srv = await ask(main, 'periods');
+  const answers = await Promise.all(mains.map((m) => ask(m, 'periods')));
+  const allPeriods = answers.flatMap((a) => a.periods as number[]).sort((a, b) => a - b);
+  const srv = {
+    periods: allPeriods.length,
+    p50: q(allPeriods, 0.5),
+    p99: q(allPeriods, 0.99),
+    max: allPeriods.length ? allPeriods[allPeriods.length - 1]! : NaN,
+    silent: answers.reduce((n, a) => n + (a.silent as number), 0),
+    cpuUs: answers.reduce((n, a) => n + (a.cpuUs as number), 0),
+  };
   rssMax = Math.max(rssMax, process.memoryUsage().rss);
   const cpuUs = c1.user + c1.system;
   const checksPerS = checks / wall;
@@ -190,7 +226,7 @@ async function main(): Promise<void> {
   console.log(`steady state over ${r1(wall)} s: ${Math.round(checksPerS)} checks/s, checker CPU ${r1(cpuShare * 100)}% of one core = ${Math.round(usPerCheck)} µs per check, server CPU ${r1(srv.cpuUs! / 1e6)} s total`);
   console.log(`period per real (server-side arrivals): p50 ${(srv.p50! / 1000).toFixed(3)} s, p99 ${(srv.p99! / 1000).toFixed(3)} s, max ${(srv.max! / 1000).toFixed(3)} s over ${srv.periods} periods; reals with <2 checks in the window: ${srv.silent}`);
   const st = scheduler!.stats();
-  console.log(`RSS ${Math.round(rssMax / 1048576)} MB; scheduler: ${st.entries} distinct checks for ${st.ids} reals, ${st.running} running, ${st.queued} queued`);
+  console.log(`RSS ${Math.round(rssMax / 1048576)} MB (V8 heap used ≤ ${Math.round(heapMax / 1048576)} MB); scheduler: ${st.entries} distinct checks for ${st.ids} reals, ${st.running} running, ${st.queued} queued`);
   clearInterval(rssTimer);
 
   // ---- detection: victim killed, victim hung ----
@@ -234,7 +270,7 @@ async function main(): Promise<void> {
 
   await daemon?.stop();
   if (MODE === 'scheduler') await scheduler?.stop();
-  for (const s of [main, victim]) {
+  for (const s of [...mains, victim]) {
     try {
       process.kill(s.pid, 'SIGCONT');
       process.kill(s.pid, 'SIGKILL');
@@ -254,6 +290,8 @@ async function main(): Promise<void> {
     cpu_share: Math.round(cpuShare * 1000) / 1000,
     cpu_us_per_check: Math.round(usPerCheck),
     rss_mb: Math.round(rssMax / 1048576),
+    heap_mb: Math.round(heapMax / 1048576),
+    concurrency: CONCURRENCY,
     period_s_p50: Math.round(srv.p50!) / 1000,
     period_s_p99: Math.round(srv.p99!) / 1000,
     detect_kill_p50_ms: Math.round(q(kill, 0.5)),
