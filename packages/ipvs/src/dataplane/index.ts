@@ -4,7 +4,9 @@
  * table at once; open connections keep their real server, including one that was set to weight 0
  * or removed. See packages/ipvs/DATAPLANE.md.
  */
-import { type Clock, type Logger, realClock } from '@tandem/core';
+import type { Logger } from '@tandem/core';
+// The clock module alone: the package index would load winston and execa into the data plane.
+import { type Clock, realClock } from '@tandem/core/clock';
 import { type Counters, type Dataplane, type IpvsTable, type RealStats, type ServiceKey, type TableStats, type VirtualService, serviceId } from '../model.ts';
 import { SchedulerNotFound } from '../schedulers/service.ts';
 import type { Env, EventLevel } from './env.ts';

@@ -5,7 +5,7 @@
  * starts a fresh scheduler instance over the current list. Pure: the data plane and the tests
  * drive it the same way.
  */
-import { type Clock, realClock } from '@tandem/core';
+import { type Clock, realClock } from '@tandem/core/clock';
 import { getScheduler } from './registry.ts';
 import { Dest, type SchedRequest, type SchedService, type Scheduler } from './types.ts';
 import './index.ts';
