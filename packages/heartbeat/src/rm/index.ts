@@ -54,6 +54,8 @@ export interface HaresourcesManagerOptions {
    */
   pingTargets?: readonly PingTarget[] | undefined;
   deadpingMs?: number | undefined;
+  /** Answer `reqnodes` with `repnodes` (needed by a real heartbeat peer); default true. */
+  answerReqnodes?: boolean | undefined;
   /** Machine timing overrides (tests). */
   machine?: Partial<Pick<MachineOptions, 'rqstDelayMs' | 'standbyInitTimeoutMs' | 'standbyResourceTimeoutMs' | 'failedStartStandbyDelayMs' | 'autoFailbackRetryMs'>> | undefined;
 }
@@ -154,6 +156,12 @@ export class HaresourcesManager implements ResourceManagerPlugin {
   }
 
   onMessage(msg: HbMessage): void {
+    if (msg.type === 'reqnodes' && this.opts.answerReqnodes !== false && this.#ctx) {
+      // A real heartbeat 3.0.6 node asks for the node list and does not go active (so never starts
+      // its resource conversation) until it gets it. The daemon does not answer it yet; this does.
+      this.#ctx.send([['t', 'repnodes'], ['dest', msg.src], ['nodelist', `${this.opts.nodes.join(' ')} `], ['delnodelist', ' ']]);
+      return;
+    }
     const f = new Map(msg.fields);
     if (!f.has('t')) f.set('t', msg.type);
     if (!f.has('src')) f.set('src', msg.src);
