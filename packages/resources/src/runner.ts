@@ -398,3 +398,23 @@ export class AgentRunner {
     return { group: g, state: n === 0 ? 'NONE' : n === resources.length ? 'ALL' : 'SOME', resources };
   }
 }
+
+/**
+ * Machine-dependent check for `heartbeat configtest`: every agent of haresources can be found and
+ * executed here. A missing one is a warning (`E_HARES_AGENT_NOT_FOUND`) with its file:line, since
+ * the file may be written for another machine.
+ */
+export function checkAgents(groups: readonly ResourceGroup[], runner: AgentRunner, sink: { warn(code: string, message: string, location?: ResourceSpec['location'], hint?: string): void }): number {
+  let missing = 0;
+  for (const g of groups) {
+    for (const r of g.resources) {
+      try {
+        runner.resolve(r);
+      } catch (err) {
+        missing++;
+        sink.warn('E_HARES_AGENT_NOT_FOUND', (err as Error).message, r.location, (err as { hint?: string }).hint);
+      }
+    }
+  }
+  return missing;
+}

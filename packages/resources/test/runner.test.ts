@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryLogger, processAlive } from '@tandem/core';
-import { AgentRunner, parseHaresources, type ResourceGroup } from '../src/index.ts';
+import { MemoryLogger, ProblemSink, processAlive } from '@tandem/core';
+import { AgentRunner, checkAgents, parseHaresources, type ResourceGroup } from '../src/index.ts';
 
 /**
  * Fixture agents write one trace line per call (`name args... action`) and keep their "running"
@@ -195,5 +195,13 @@ describe('agent runner (fixture scripts, real processes)', function () {
     const all = await runner.statusGroup(g);
     assert.equal(all.state, 'ALL');
     assert.match(all.resources[0]!.output, /a is running/);
+  });
+
+  it('checks that every agent of haresources exists, as warnings with file:line', () => {
+    const res = parseHaresources('node1 trace svc\nnode2 trac ocf:test:dummy::state=x\n', 'haresources');
+    const sink = new ProblemSink('haresources');
+    assert.equal(checkAgents(res.groups, runner, sink), 1);
+    assert.deepEqual(sink.problems.map((p) => [p.severity, p.code, p.location?.line]), [['warning', 'E_HARES_AGENT_NOT_FOUND', 2]]);
+    assert.match(sink.problems[0]!.hint ?? '', /did you mean "trace"/);
   });
 });
