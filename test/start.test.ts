@@ -13,7 +13,9 @@ describe('npm start (test/lab/start.ts)', function () {
   this.timeout(120_000);
 
   it('runs seed 001 in namespaces, shows the active director and traffic per real, and cleans up', async () => {
-    const r = await execa(NODE, [join(ROOT, 'test/lab/start.ts'), '--seconds', '14'], { reject: false, timeout: 110_000, stdin: 'ignore' });
+    const child = execa(NODE, [join(ROOT, 'test/lab/start.ts'), '--seconds', '14'], { reject: false, timeout: 110_000, stdin: 'ignore' });
+    const pid = child.pid;
+    const r = await child;
     assert.equal(r.exitCode, 0, r.stderr);
     const screens = r.stdout.split('tandem lab — seed 001');
     const last = screens[screens.length - 1]!;
@@ -21,7 +23,7 @@ describe('npm start (test/lab/start.ts)', function () {
     for (const rs of ['rs1', 'rs2', 'rs3']) assert.match(last, new RegExp(`${rs} .*weight 1 .*answered client: [1-9]`));
     assert.match(r.stdout, /lab removed\./);
     const left = await execa('ip', ['netns', 'list']);
-    assert.doesNotMatch(left.stdout, new RegExp(`tdl${r.pid}`));
+    assert.doesNotMatch(left.stdout, new RegExp(`tdl${pid}`));
   });
 
   it('runs the single-director part on loopback when asked (or when namespaces cannot be made)', async () => {
