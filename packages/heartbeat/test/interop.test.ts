@@ -23,6 +23,8 @@ const HEARTBEAT = '/usr/libexec/heartbeat/heartbeat';
 const CL_STATUS = '/usr/bin/cl_status';
 const NODE = '/work/main/node_modules/.bin/node';
 const PEER = new URL('./interop-peer.ts', import.meta.url).pathname;
+const TANDEM_HEARTBEAT = new URL('../bin/heartbeat', import.meta.url).pathname;
+const TANDEM_CL_STATUS = new URL('../bin/cl_status', import.meta.url).pathname;
 const SECRET = 'interop-secret';
 const at = { file: 'ha.cf', line: 1 };
 
@@ -58,6 +60,78 @@ const CASES: Case[] = [
   { name: 'bcast', hacf: 'bcast eth0', tandem: [{ type: 'bcast', dev: 'eth0', port: 694, at }], brd: true },
 ];
 
+
+interface RealNode {
+  pid: number;
+  proc: ResultPromise;
+  log: () => string;
+  inNs: (cmd: string, args: string[]) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
+}
+
+/**
+ * Starts the real heartbeat as node1 in host `hb` of `topo`, in its own mount + UTS namespace with
+ * private copies of /etc/ha.d and /var/lib/heartbeat (under `dir`) and a private /run.
+ */
+async function startRealNode(topo: Topology, dir: string, media: string): Promise<RealNode> {
+  const holder = topo.spawn('hb', 'unshare', ['--mount', '--uts', '--propagation', 'private', 'sleep', '600'], { label: 'holder' });
+  assert.ok(await until(() => readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').startsWith('sleep'), 10_000), 'holder started');
+  const inNs = async (cmd: string, args: string[]): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> => {
+    const r = await execa('nsenter', ['-t', String(holder.pid), '-m', '-u', '-n', cmd, ...args], { reject: false, timeout: 15_000 });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
+  await execa('cp', ['-a', '/etc/ha.d', join(dir, 'ha.d')]);
+  await execa('cp', ['-a', '/var/lib/heartbeat', join(dir, 'lib')]);
+  writeFileSync(join(dir, 'ha.d', 'ha.cf'), [
+    `logfile ${dir}/ha-log`, 'keepalive 500ms', 'deadtime 3', 'warntime 2', 'initdead 20', 'udpport 694',
+    media, 'auto_failback on', 'realtime off', 'crm off', 'node node1', 'node node2', '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'ha.d', 'authkeys'), `auth 1\n1 sha1 ${SECRET}\n`);
+  chmodSync(join(dir, 'ha.d', 'authkeys'), 0o600);
+  // No resources: the real daemon must never have a resource stop to fail.
+  writeFileSync(join(dir, 'ha.d', 'haresources'), '# intentionally empty\n');
+  const setup: [string, string[]][] = [
+    ['hostname', ['node1']],
+    ['mount', ['-t', 'tmpfs', 'tmpfs', '/run']],
+    ['mkdir', ['-p', '/run/heartbeat/ccm', '/run/heartbeat/crm', '/run/resource-agents']],
+    ['chown', ['hacluster:haclient', '/run/heartbeat/ccm', '/run/heartbeat/crm']],
+    ['mount', ['--bind', join(dir, 'ha.d'), '/etc/ha.d']],
+    ['mount', ['--bind', join(dir, 'lib'), '/var/lib/heartbeat']],
+  ];
+  for (const [cmd, args] of setup) {
+    const r = await inNs(cmd, args);
+    assert.equal(r.exitCode, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.equal((await inNs('uname', ['-n'])).stdout.trim(), 'node1');
+  assert.ok(!existsSync('/etc/ha.d/ha.cf') || readFileSync('/etc/ha.d/ha.cf', 'utf8') !== readFileSync(join(dir, 'ha.d', 'ha.cf'), 'utf8'), 'the machine\'s /etc/ha.d is untouched');
+  const proc = execa('nsenter', ['-t', String(holder.pid), '-m', '-u', '-n', HEARTBEAT, '-f'], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
+  const log = (): string => (existsSync(`${dir}/ha-log`) ? readFileSync(`${dir}/ha-log`, 'utf8') : '');
+  assert.ok(await until(() => log().includes('Local status now set to'), 20_000), 'real heartbeat started');
+  assert.equal(readFileSync(`/proc/${proc.pid}/comm`, 'utf8').trim(), 'heartbeat', 'the pid we stop is the master control process');
+  return { pid: proc.pid!, proc, log, inNs };
+}
+
+/** SIGTERM by pid; within its first 10 s (RQSTDELAY) heartbeat delays a graceful stop, and it holds
+ * no resources, so after 2 s the namespace cleanup SIGKILLs what is left, by pid. */
+async function stopRealNode(real: RealNode | undefined): Promise<void> {
+  if (!real || !processAlive(real.pid)) return;
+  process.kill(real.pid, 'SIGTERM');
+  await Promise.race([real.proc, new Promise((r) => setTimeout(r, 2_000))]);
+}
+
+/** The tandem node → real node direction, as the real node reports it. */
+async function realSeesNode2Active(real: RealNode): Promise<void> {
+  assert.ok(await until(() => /Status update for node node2: status active/.test(real.log()), 30_000), `real log:\n${real.log().slice(-2000)}`);
+  let cl = '';
+  assert.ok(await until(async () => {
+    const r = await real.inNs(CL_STATUS, ['nodestatus', 'node2']);
+    cl = `exit ${r.exitCode}: ${r.stdout}${r.stderr}`;
+    return r.stdout.trim() === 'active';
+  }, 20_000), `cl_status nodestatus node2: ${cl}`);
+  const links = await real.inNs(CL_STATUS, ['hblinkstatus', 'node2', 'eth0']);
+  assert.equal(links.stdout.trim(), 'up');
+  assert.doesNotMatch(real.log(), /node node2: is dead|Bad packet|authentication/i);
+}
+
 const haveHeartbeat = existsSync(HEARTBEAT);
 
 describe('interop with the real heartbeat 3.0.6', function () {
@@ -71,7 +145,7 @@ describe('interop with the real heartbeat 3.0.6', function () {
     it(`over ${c.name}: the real node sees the tandem node active, and tandem accepts the real node's packets`, async () => {
       const topo = new Topology(`i${Math.floor(Math.random() * 1e4)}`);
       const dir = mkdtempSync(join(tmpdir(), 'tandem-interop-'));
-      let hb: ResultPromise | undefined;
+      let real: RealNode | undefined;
       let peer: Spawned | undefined;
       try {
         await topo.build([{ name: 'hb', addresses: [] }, { name: 'tn', addresses: [] }]);
@@ -79,79 +153,75 @@ describe('interop with the real heartbeat 3.0.6', function () {
         await topo.exec(topo.ns('hb'), 'ip', ['addr', 'add', '10.78.0.1/24', ...brd, 'dev', 'eth0']);
         await topo.exec(topo.ns('tn'), 'ip', ['addr', 'add', '10.78.0.2/24', ...brd, 'dev', 'eth0']);
 
-        // The real node's private world: hostname, /run, /etc/ha.d, /var/lib/heartbeat.
-        const holder = topo.spawn('hb', 'unshare', ['--mount', '--uts', '--propagation', 'private', 'sleep', '600'], { label: 'holder' });
-        assert.ok(await until(() => readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').startsWith('sleep'), 10_000), 'holder started');
-        const inNs = (cmd: string, args: string[]) => execa('nsenter', ['-t', String(holder.pid), '-m', '-u', '-n', cmd, ...args], { reject: false, timeout: 15_000 });
-        await execa('cp', ['-a', '/etc/ha.d', join(dir, 'ha.d')]);
-        await execa('cp', ['-a', '/var/lib/heartbeat', join(dir, 'lib')]);
-        writeFileSync(join(dir, 'ha.d', 'ha.cf'), [
-          `logfile ${dir}/ha-log`, 'keepalive 500ms', 'deadtime 3', 'warntime 2', 'initdead 6', 'udpport 694',
-          c.hacf, 'auto_failback on', 'realtime off', 'crm off', 'node node1', 'node node2', '',
-        ].join('\n'));
-        writeFileSync(join(dir, 'ha.d', 'authkeys'), `auth 1\n1 sha1 ${SECRET}\n`);
-        chmodSync(join(dir, 'ha.d', 'authkeys'), 0o600);
-        // No resources: the real daemon must never have a resource stop to fail.
-        writeFileSync(join(dir, 'ha.d', 'haresources'), '# intentionally empty\n');
-        const setup: [string, string[]][] = [
-          ['hostname', ['node1']],
-          ['mount', ['-t', 'tmpfs', 'tmpfs', '/run']],
-          ['mkdir', ['-p', '/run/heartbeat/ccm', '/run/heartbeat/crm', '/run/resource-agents']],
-          ['chown', ['hacluster:haclient', '/run/heartbeat/ccm', '/run/heartbeat/crm']],
-          ['mount', ['--bind', join(dir, 'ha.d'), '/etc/ha.d']],
-          ['mount', ['--bind', join(dir, 'lib'), '/var/lib/heartbeat']],
-        ];
-        for (const [cmd, args] of setup) {
-          const r = await inNs(cmd, args);
-          assert.equal(r.exitCode, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
-        }
-        assert.equal((await inNs('uname', ['-n'])).stdout.trim(), 'node1');
-        assert.ok(!existsSync('/etc/ha.d/ha.cf') || readFileSync('/etc/ha.d/ha.cf', 'utf8') !== readFileSync(join(dir, 'ha.d', 'ha.cf'), 'utf8'), 'the machine\'s /etc/ha.d is untouched');
-        hb = execa('nsenter', ['-t', String(holder.pid), '-m', '-u', '-n', HEARTBEAT, '-f'], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
-        const hbPid = hb.pid!;
-        assert.ok(await until(() => existsSync(`${dir}/ha-log`) && readFileSync(`${dir}/ha-log`, 'utf8').includes('Local status now set to'), 20_000), 'real heartbeat started');
-        assert.equal(readFileSync(`/proc/${hbPid}/comm`, 'utf8').trim(), 'heartbeat', 'the pid we stop is the master control process');
-
+        real = await startRealNode(topo, dir, c.hacf);
         peer = topo.spawn('tn', NODE, [PEER, JSON.stringify({
           node: 'node2', nodes: ['node1', 'node2'], media: c.tandem, key: { num: 1, method: 'sha1', secret: SECRET },
           keepaliveMs: 500, deadtimeMs: 3000, durationMs: 90_000,
         })], { label: 'tandem' });
         const heard = jsonLines(peer.proc.stdout!);
-        const log = (): string => readFileSync(`${dir}/ha-log`, 'utf8');
 
         // Real → tandem: status packets from node1 pass tandem's gate.
         const fromReal = (): Record<string, unknown>[] => heard.filter((l) => l.ok === true && l.src === 'node1' && l.dup === false);
         assert.ok(await until(() => fromReal().filter((l) => l.t === 'status').length >= 4, 30_000),
           `tandem accepted no status from the real node: ${JSON.stringify(heard.slice(0, 5))}`);
         assert.deepEqual(heard.filter((l) => l.ok === false), [], 'tandem dropped none of the real node\'s packets');
-        assert.ok(await until(() => fromReal().some((l) => l.t === 'status' && l.st === 'active'), 30_000), `the real node reached active; real log:\n${log().slice(-2000)}`);
+        assert.ok(await until(() => fromReal().some((l) => l.t === 'status' && l.st === 'active'), 30_000), `the real node reached active; real log:\n${real.log().slice(-2000)}`);
         assert.ok(fromReal().every((l) => l.on === c.name));
 
         // Tandem → real: the real node reports node2 active.
-        assert.ok(await until(() => /Status update for node node2: status active/.test(log()), 30_000), `real log:\n${log().slice(-2000)}`);
-        let cl = '';
-        assert.ok(await until(async () => {
-          const r = await inNs(CL_STATUS, ['nodestatus', 'node2']);
-          cl = `exit ${r.exitCode}: ${r.stdout}${r.stderr}`;
-          return r.stdout.trim() === 'active';
-        }, 20_000), `cl_status nodestatus node2: ${cl}`);
-        const links = await inNs(CL_STATUS, ['hblinkstatus', 'node2', 'eth0']);
-        assert.equal(links.stdout.trim(), 'up');
-        assert.doesNotMatch(log(), /node node2: is dead|Bad packet|authentication/i);
+        await realSeesNode2Active(real);
         // The real node also talks to node2 beyond status (reqnodes, NS_ackmsg ...) and all of it verifies.
         assert.ok(fromReal().some((l) => l.t !== 'status'), 'non-status messages from the real node verify too');
       } finally {
         if (peer) await topo.kill(peer);
-        if (hb?.pid && processAlive(hb.pid)) {
-          // Within its first 10 s (RQSTDELAY) heartbeat delays a graceful stop; it holds no
-          // resources, so after 5 s the namespace cleanup below SIGKILLs it by pid.
-          process.kill(hb.pid, 'SIGTERM');
-          await Promise.race([hb, new Promise((r) => setTimeout(r, 5_000))]);
-        }
+        await stopRealNode(real);
         // Kills what is left in the namespaces (holder, heartbeat children) by pid, then deletes them.
         await topo.close();
         rmSync(dir, { recursive: true, force: true });
       }
     });
   }
+
+  it('tandem\'s heartbeat command and the real node see each other active over ucast (a mixed pair)', async () => {
+    const topo = new Topology(`i${Math.floor(Math.random() * 1e4)}`);
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-interop-'));
+    let real: RealNode | undefined;
+    let tandem: Spawned | undefined;
+    try {
+      await topo.build([{ name: 'hb', addresses: ['10.78.0.1/24'] }, { name: 'tn', addresses: ['10.78.0.2/24'] }]);
+      const media = 'ucast eth0 10.78.0.2\nucast eth0 10.78.0.1';
+      real = await startRealNode(topo, dir, media);
+      // tandem's node2: the same ha.cf as the real node's, its name from nodeinfo, everything under dir.
+      const cfg = join(dir, 'tandem');
+      await execa('mkdir', ['-p', join(cfg, 'state')]);
+      writeFileSync(join(cfg, 'ha.cf'), [
+        `logfile ${cfg}/ha-log`, 'keepalive 500ms', 'deadtime 3', 'warntime 2', 'initdead 20', 'udpport 694',
+        media, 'auto_failback on', 'realtime off', 'node node1', 'node node2', '',
+      ].join('\n'));
+      writeFileSync(join(cfg, 'authkeys'), `auth 1\n1 sha1 ${SECRET}\n`);
+      chmodSync(join(cfg, 'authkeys'), 0o600);
+      writeFileSync(join(cfg, 'haresources'), '# intentionally empty\n');
+      writeFileSync(join(cfg, 'nodeinfo'), 'node2\n');
+      const sock = join(cfg, 'hb.sock');
+      tandem = topo.spawn('tn', TANDEM_HEARTBEAT, ['-f', '--config-dir', cfg, '--socket', sock, '--pid-file', join(cfg, 'hb.pid'), '--state-dir', join(cfg, 'state')], { label: 'tandem heartbeat' });
+      let err = '';
+      tandem.proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+
+      // Real → tandem, as tandem's own cl_status reports it.
+      let st = '';
+      assert.ok(await until(async () => {
+        const r = await execa(TANDEM_CL_STATUS, ['--socket', sock, 'nodestatus', 'node1'], { reject: false });
+        st = `exit ${r.exitCode}: ${r.stdout}${r.stderr}`;
+        return r.stdout.trim() === 'active';
+      }, 30_000), `tandem cl_status nodestatus node1: ${st}; stderr: ${err.slice(-1500)}`);
+      // Tandem → real.
+      await realSeesNode2Active(real);
+      assert.match(real.log(), /Link node2:eth0 up/);
+    } finally {
+      if (tandem) await topo.kill(tandem);
+      await stopRealNode(real);
+      await topo.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
