@@ -346,7 +346,8 @@ function canonical6(a: string): string {
   return new URL(`http://[${a}]/`).hostname.slice(1, -1);
 }
 function canonical4(a: string): string {
-  return a.split('.').map((o) => String(Number(o))).join('.');
+  // Only leading zeros need rewriting (010.0.0.1 → 10.0.0.1); most addresses are already canonical.
+  return /(^|\.)0\d/.test(a) ? a.split('.').map((o) => String(Number(o))).join('.') : a;
 }
 
 const MAX_RANGE = 65536;
@@ -1341,7 +1342,8 @@ class Parser {
           checkcommand: raw.checkcommand ?? (checktype === 'external' || checktype === 'external-perl' ? '/bin/true' : undefined),
           checkTimeoutMs, negotiateTimeoutMs, checkCount,
         };
-        virtual.reals.push({
+        Object.freeze(check);
+        virtual.reals.push(Object.freeze({
           id: `${id}/${endpoint(addr, rport)}`,
           virtualId: id,
           address: addr,
@@ -1353,7 +1355,7 @@ class Parser {
           lowerThreshold: rr.lower,
           check,
           location: rr.loc,
-        });
+        }));
       }
     }
     if (fallback && seen.has(endpoint(fallback.address, fallback.ipvsPort))) {
@@ -1363,12 +1365,18 @@ class Parser {
   }
 }
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o as Record<string, unknown>)) deepFreeze(v);
+/** Freezes the config's tree. Reals and their CheckSpecs are frozen as they are made (10,000 of them). */
+function freezeConfig(c: LdConfig): LdConfig {
+  for (const v of c.virtuals) {
+    Object.freeze(v.reals);
+    for (const x of [v.key, v.fallback, v.schedFlags, v.emailAlert, v.emailAlertStatus, v.location]) if (x) Object.freeze(x);
+    Object.freeze(v);
   }
-  return o;
+  for (const x of [c.global.emailAlert, c.global.emailAlertStatus, c.global.execute]) Object.freeze(x);
+  Object.freeze(c.global);
+  Object.freeze(c.virtuals);
+  Object.freeze(c.problems);
+  return Object.freeze(c);
 }
 
 function defaultWritable(path: string): boolean {
@@ -1398,7 +1406,7 @@ export function parseConfig(content: string, file: string, env: ParseEnv = {}): 
   const line = (x: Problem) => x.location?.line ?? 0;
   const problems = p.sink.problems.map((x, i) => [x, i] as const).sort((a, b) => line(a[0]) - line(b[0]) || a[1] - b[1]).map(([x]) => x);
   if (config) config.problems = problems;
-  return { config: config ? deepFreeze(config) : undefined, problems, unresolved: [...p.unresolved] };
+  return { config: config ? freezeConfig(config) : undefined, problems, unresolved: [...p.unresolved] };
 }
 
 /**

@@ -98,6 +98,10 @@ export class Policy {
   readonly #virtuals = new Map<string, { virtual: LdVirtual; state: VirtualState }>();
   readonly #owned: Set<string>;
   #lastActual: IpvsTable = { services: [] };
+  /** #lastActual by service id and real endpoint (built on demand: 10,000 reals must not cost N² lookups). */
+  #index: Map<string, { service: VirtualService; reals: Map<string, RealServer> }> | undefined;
+  /** Reals up per virtual, kept with every change of a real's up flag. */
+  readonly #upCount = new Map<string, number>();
 
   /**
    * `previous` is the policy of the configuration this one replaces (reload): a real with the same
@@ -116,6 +120,7 @@ export class Policy {
           : { up: false, pending: true, failCount: 0, maintenance: false, placement: 'place' };
         if (prev && !sameSpec(prev.real, r)) state.maintenance = prev.state.maintenance;
         this.#reals.set(r.id, { real: r, virtual: v, state });
+        if (state.up) this.#upCount.set(v.id, (this.#upCount.get(v.id) ?? 0) + 1);
       }
     }
     this.#owned = new Set(config.virtuals.map((v) => v.id));
@@ -140,7 +145,7 @@ export class Policy {
    * `previouslyOwned` are the virtuals of the replaced config (reload), purged when dropped.
    */
   start(actual: IpvsTable, previouslyOwned: Iterable<string> = []): Decision[] {
-    this.#lastActual = actual;
+    this.#observe(actual);
     const out: Decision[] = [];
     const actualById = new Map(actual.services.map((s) => [serviceId(s), s]));
     for (const { virtual: v } of this.#virtuals.values()) {
@@ -153,15 +158,15 @@ export class Policy {
         const entry = this.#reals.get(r.id)!;
         const st = entry.state;
         configured.add(endpoint(r.address, r.ipvsPort));
-        const present = have?.reals.find((x) => x.address === r.address && x.port === r.ipvsPort);
+        const present = this.#present(v.id, r.address, r.ipvsPort);
         if (v.checktype === 'on' && !st.maintenance) {
-          st.up = true;
+          this.#setUp(v, st, true);
           st.pending = false;
         } else if (v.checktype === 'off') {
-          st.up = false;
+          this.#setUp(v, st, false);
           st.pending = false;
         } else if (st.pending && present && present.weight > 0 && !st.maintenance) {
-          st.up = true;
+          this.#setUp(v, st, true);
         }
         if (st.up && present && realDiffers(present, this.#realEntry(r, r.weight))) {
           out.push({ kind: 'real-restored', virtualId: v.id, realId: r.id, alert: true, message: `Restored real server: ${this.#rl(r, v)} (Weight set to ${r.weight})` });
@@ -248,9 +253,9 @@ export class Policy {
     st.pending = false;
     if (st.up === up) return [];
     const have = this.#actualService(v.id);
-    const present = have?.reals.find((x) => x.address === r.address && x.port === r.ipvsPort);
+    const present = this.#present(v.id, r.address, r.ipvsPort);
     const out: Decision[] = [];
-    st.up = up;
+    this.#setUp(v, st, up);
     st.since = at;
     if (up) {
       st.failCount = 0;
@@ -284,7 +289,7 @@ export class Policy {
     const vs = this.#virtuals.get(v.id)!.state;
     if (v.fallback) {
       // Known at start-up from the table, afterwards from the decisions taken (the table may lag).
-      const fbPresent = vs.fallbackOn ?? have?.reals.some((x) => x.address === v.fallback!.address && x.port === v.fallback!.ipvsPort) ?? false;
+      const fbPresent = vs.fallbackOn ?? (have ? this.#present(v.id, v.fallback.address, v.fallback.ipvsPort) !== undefined : false);
       vs.fallbackOn = !anyUp;
       const fl = `${endpoint(v.fallback.address, v.fallback.port)} (${v.label})`;
       if (!anyUp && !fbPresent) out.push({ kind: 'fallback-added', virtualId: v.id, alert: true, message: `Added fallback server: ${fl} (Weight set to 1)` });
@@ -303,11 +308,34 @@ export class Policy {
   }
 
   #anyUp(v: LdVirtual): boolean {
-    return v.reals.some((r) => this.#reals.get(r.id)!.state.up);
+    return (this.#upCount.get(v.id) ?? 0) > 0;
+  }
+
+  #setUp(v: LdVirtual, st: RealState, up: boolean): void {
+    if (st.up === up) return;
+    st.up = up;
+    this.#upCount.set(v.id, (this.#upCount.get(v.id) ?? 0) + (up ? 1 : -1));
+  }
+
+  #observe(actual: IpvsTable): void {
+    this.#lastActual = actual;
+    this.#index = undefined;
+  }
+
+  #indexed(): Map<string, { service: VirtualService; reals: Map<string, RealServer> }> {
+    if (!this.#index) {
+      this.#index = new Map();
+      for (const s of this.#lastActual.services) this.#index.set(serviceId(s), { service: s, reals: new Map(s.reals.map((r) => [endpoint(r.address, r.port), r])) });
+    }
+    return this.#index;
   }
 
   #actualService(id: string): VirtualService | undefined {
-    return this.#lastActual.services.find((s) => serviceId(s) === id);
+    return this.#indexed().get(id)?.service;
+  }
+
+  #present(virtualId: string, address: string, port: number): RealServer | undefined {
+    return this.#indexed().get(virtualId)?.reals.get(endpoint(address, port));
   }
 
   #service(v: LdVirtual): VirtualService {
@@ -330,11 +358,10 @@ export class Policy {
    * down real that someone removed stays out). Services the config does not own are not in it.
    */
   desired(actual: IpvsTable): IpvsTable {
-    this.#lastActual = actual;
+    this.#observe(actual);
     const services: VirtualService[] = [];
     for (const { virtual: v } of this.#virtuals.values()) {
       const svc = this.#service(v);
-      const have = this.#actualService(v.id);
       let anyUp = false;
       for (const r of v.reals) {
         const st = this.#reals.get(r.id)!.state;
@@ -342,8 +369,7 @@ export class Policy {
           anyUp = true;
           svc.reals.push(this.#realEntry(r, r.weight));
         } else if (v.quiescent) {
-          const present = have?.reals.some((x) => x.address === r.address && x.port === r.ipvsPort);
-          if (st.placement === 'place' || present) svc.reals.push(this.#realEntry(r, 0));
+          if (st.placement === 'place' || this.#present(v.id, r.address, r.ipvsPort)) svc.reals.push(this.#realEntry(r, 0));
         }
       }
       if (!anyUp && v.fallback) {
@@ -360,7 +386,7 @@ export class Policy {
    */
   applied(desired: IpvsTable): void {
     const ids = new Set(desired.services.map((s) => serviceId(s)));
-    this.#lastActual = { services: [...desired.services, ...this.#lastActual.services.filter((s) => !ids.has(serviceId(s)))] };
+    this.#observe({ services: [...desired.services, ...this.#lastActual.services.filter((s) => !ids.has(serviceId(s)))] });
   }
 
   /**
@@ -374,9 +400,10 @@ export class Policy {
       if (!v.cleanstop) continue;
       const have = actual.services.find((s) => serviceId(s) === v.id);
       if (!have) continue;
+      const inTable = new Set(have.reals.map((x) => endpoint(x.address, x.port)));
       for (const r of v.reals) {
         const st = this.#reals.get(r.id)!.state;
-        if (st.up && have.reals.some((x) => x.address === r.address && x.port === r.ipvsPort)) {
+        if (st.up && inTable.has(endpoint(r.address, r.ipvsPort))) {
           decisions.push({ kind: 'real-purged', virtualId: v.id, realId: r.id, message: `Purged real server (stop): ${this.#rl(r, v)}` });
         }
       }
@@ -388,11 +415,12 @@ export class Policy {
 
   status(): VirtualStatus[] {
     const desired = this.desired(this.#lastActual);
+    const byId = new Map(desired.services.map((s) => [serviceId(s), new Map(s.reals.map((x) => [endpoint(x.address, x.port), x]))]));
     return [...this.#virtuals.values()].map(({ virtual: v }) => {
-      const svc = desired.services.find((s) => serviceId(s) === v.id);
+      const svc = byId.get(v.id);
       const reals: RealStatus[] = v.reals.map((r) => {
         const st = this.#reals.get(r.id)!.state;
-        const inTable = svc?.reals.find((x) => x.address === r.address && x.port === r.ipvsPort);
+        const inTable = svc?.get(endpoint(r.address, r.ipvsPort));
         return {
           id: r.id, address: r.address, port: r.port, forwarding: r.forwarding,
           weight: inTable?.weight ?? -1, configuredWeight: r.weight,
