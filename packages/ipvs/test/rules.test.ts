@@ -67,6 +67,13 @@ describe('ipvsadm rules: parse and render', () => {
     // ipvsadm -S does not save thresholds; the -R line of a table operation does.
     const e = t.services.find((s) => s.port === 80)!;
     assert.equal(opToRuleLine({ op: 'add-real', key: e, real: e.reals[0]! }), '-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i -w 3 -x 100 -y 50');
+    // IPv6 as ipvsadm prints it: brackets, prefix-length masks, no truncation of long names.
+    const listing = renderList(t, { numeric: true })!;
+    assert.match(listing, /^TCP  \[2001:db8::1\]:443 lc persistent 30 mask 64$/m);
+    assert.match(listing, /^ {2}-> \[2001:db8::2\]:8443 {11}Masq {4}2 {6}0 {10}0 {9}$/m);
+    assert.match(listing, /^FWM  8 IPv6 rr$/m);
+    const long = tableOf('-A -t [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 -s rr\n-a -t [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 -r [2001:db8:1234:5678:9abc:def0:1234:5679]:65535 -m');
+    assert.match(renderList(long, { numeric: true })!, /^ {2}-> \[2001:db8:1234:5678:9abc:def0:1234:5679\]:65535 Masq/m);
   });
 
   it('reports every bad line of a rules file with file, line and ipvsadm\'s message', () => {
