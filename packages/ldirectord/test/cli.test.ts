@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,13 +178,25 @@ virtual=127.0.0.100:80
     assert.ok(tableLines((await status(sock)).table).includes(`  127.0.0.1:${port} masq w5`));
 
     writeFileSync(f, good(5));
+    const restarted = await ld([...opts, f, 'restart']);
+    assert.equal(restarted.exitCode, 0, restarted.stderr);
+    assert.ok(!processAlive(pid), 'the old daemon is gone');
+    const pid2 = readPidFile(pidFile)!;
+    pids.push(pid2);
+    assert.ok(pid2 !== pid && processAlive(pid2));
     const stopped = await ld([...opts, f, 'stop']);
     assert.equal(stopped.exitCode, 0);
-    assert.ok(!processAlive(pid), 'stopped');
+    assert.ok(!processAlive(pid2), 'stopped');
     assert.ok(!existsSync(pidFile), 'pid file removed by the daemon');
     assert.ok(!existsSync(sock), 'control socket removed');
     const after = await ld([...opts, f, 'status']);
     assert.equal(after.exitCode, 3);
+    // Every decision went to logfile=, in the classic line format.
+    const log = readFileSync(join(dir, 'ld.log'), 'utf8');
+    assert.match(log, new RegExp(`^ldirectord\\[${pid}\\]: \\d{4}/\\d\\d/\\d\\d_\\d\\d:\\d\\d:\\d\\d info: Starting Linux Director`, 'm'));
+    assert.match(log, new RegExp(`Quiescent real server: 127\\.0\\.0\\.1:${closedPort} \\(127\\.0\\.0\\.100:80\\)|Readd Quiescent real server: 127\\.0\\.0\\.1:${closedPort}`));
+    assert.match(log, /reload rejected, the running configuration stays in force/);
+    assert.match(log, /Purged virtual server \(stop\): 127\.0\.0\.100:80/);
     assert.equal((await ld([...opts, f, 'reload'])).exitCode, 1, 'reload of a stopped daemon: 1');
     assert.equal((await ld([...opts, f, 'try-restart'])).exitCode, 0);
     assert.ok(!existsSync(pidFile), 'try-restart does not start a stopped daemon');
