@@ -9,7 +9,7 @@
  * Only lines starting with `#` are comments, so a key may contain `#`.
  */
 import { statSync, readFileSync } from 'node:fs';
-import { splitConfigLines, TandemError, type Location, type Problem } from '@tandem/core';
+import { splitConfigLines, ProblemSink, TandemError, type Location, type Problem } from '@tandem/core';
 import type { AuthKeys, AuthMethod } from './types.ts';
 
 export interface AuthkeysResult {
@@ -20,13 +20,10 @@ export interface AuthkeysResult {
 const METHODS: readonly AuthMethod[] = ['crc', 'md5', 'sha1'];
 
 export function parseAuthkeys(content: string, file: string): AuthkeysResult {
-  const problems: Problem[] = [];
-  const err = (code: string, message: string, location?: Location, hint?: string): void => {
-    problems.push({ severity: 'error', code, message, location, hint });
-  };
-  const warn = (code: string, message: string, location?: Location, hint?: string): void => {
-    problems.push({ severity: 'warning', code, message, location, hint });
-  };
+  const sink = new ProblemSink(file);
+  const problems = sink.problems;
+  const err = sink.error.bind(sink);
+  const warn = sink.warn.bind(sink);
   let active: number | undefined;
   let activeAt: Location | undefined;
   const keys = new Map<number, { method: AuthMethod; secret: string }>();

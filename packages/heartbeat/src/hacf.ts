@@ -13,7 +13,7 @@ import { existsSync, readdirSync, readFileSync, accessSync, constants as fsConst
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { isIPv4 } from 'node:net';
-import { splitConfigLines, didYouMean, parseBool, parseDuration, TandemError, type Location, type Problem } from '@tandem/core';
+import { splitConfigLines, didYouMean, parseBool, parseDuration, ProblemSink, TandemError, type Location, type Problem } from '@tandem/core';
 import type { Timing } from './types.ts';
 
 export type AutoFailback = 'on' | 'off' | 'legacy';
@@ -212,13 +212,10 @@ interface Draft {
 }
 
 export function parseHaCf(content: string, file: string): HaCfResult {
-  const problems: Problem[] = [];
-  const err = (code: string, message: string, at?: Location, hint?: string): void => {
-    problems.push({ severity: 'error', code, message, location: at, hint });
-  };
-  const warn = (code: string, message: string, at?: Location, hint?: string): void => {
-    problems.push({ severity: 'warning', code, message, location: at, hint });
-  };
+  const sink = new ProblemSink(file);
+  const problems = sink.problems;
+  const err = sink.error.bind(sink);
+  const warn = sink.warn.bind(sink);
   const d: Draft = {
     nodes: [], hopfudge: 1, cluster: 'linux-ha', uuidfrom: 'file', hbgenmethod: 'file', udpport: 694, baud: 19200,
     media: [], pingNodes: [], pingGroups: [], connLogdTimeMs: 60_000, syslogmsgfmt: true, debug: 0, logBadpack: true,

@@ -6,17 +6,8 @@
 import assert from 'node:assert/strict';
 import { decodeAny, decodePacket, decodeClassic, verify, ReplayGuard, netstringToClassic, type GateContext } from '../src/codec.ts';
 import { ClassicFramer } from '../src/media/serial.ts';
+import { seededRandom } from '../src/media/memory.ts';
 import { captureNames, loadCapture } from './codec-vectors.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('codec: fuzz (100,000 packets, bounded to ~20 s)', function () {
   this.timeout(60_000);
@@ -27,7 +18,7 @@ describe('codec: fuzz (100,000 packets, bounded to ~20 s)', function () {
     const genuineSet = new Set(genuine.map((g) => g.toString('latin1')));
     const keys = { active: 1, keys: new Map([[1, { method: 'sha1' as const, secret: 'hbpeer-secret' }]]) };
     const crcKeys = { active: 1, keys: new Map([[1, { method: 'crc' as const, secret: '' }]]) };
-    const r = rng(20261122);
+    const r = seededRandom(20261122);
     const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)]!;
     const mutate = (src: Buffer): Buffer => {
       let b = Buffer.from(src);

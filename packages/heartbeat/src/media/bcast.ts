@@ -7,7 +7,7 @@
 import type { Socket } from 'node:dgram';
 import type { Medium, Received } from '../types.ts';
 import { ifaceIPv4 } from './iface.ts';
-import { bindSocket, closeSocket, from, udpSocket, type MediumOptions } from './udp.ts';
+import { bindSocket, closePair, udpSocket, wirePair, type MediumOptions } from './udp.ts';
 
 export interface BcastSpec { dev: string; port: number }
 
@@ -15,7 +15,6 @@ export function createBcastMedium(spec: BcastSpec, opts: MediumOptions = {}): Me
   let recv: Socket | undefined;
   let send: Socket | undefined;
   let target = '';
-  let self = '';
   return {
     type: 'bcast',
     link: spec.dev,
@@ -27,13 +26,7 @@ export function createBcastMedium(spec: BcastSpec, opts: MediumOptions = {}): Me
       await bindSocket(recv, ifa.broadcast, spec.port, `bcast ${spec.dev}`);
       await bindSocket(send, ifa.address, 0, `bcast ${spec.dev}`);
       send.setBroadcast(true);
-      self = `${ifa.address}:${send.address().port}`;
-      recv.on('error', (e) => opts.onError?.(e));
-      send.on('error', (e) => opts.onError?.(e));
-      recv.on('message', (packet, rinfo) => {
-        const src = from(rinfo);
-        if (src !== self) onPacket({ packet, link: spec.dev, from: src });
-      });
+      wirePair(recv, send, ifa.address, spec.dev, onPacket, opts);
     },
     send(packet: Buffer): void {
       send?.send(packet, spec.port, target, (err) => err && opts.onError?.(err));
@@ -41,7 +34,7 @@ export function createBcastMedium(spec: BcastSpec, opts: MediumOptions = {}): Me
     async close(): Promise<void> {
       const r = recv, s = send;
       recv = send = undefined;
-      await Promise.all([closeSocket(r), closeSocket(s)]);
+      await closePair(r, s);
     },
   };
 }

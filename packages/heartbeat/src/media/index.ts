@@ -10,7 +10,7 @@ export { createBcastMedium, type BcastSpec } from './bcast.ts';
 export { createMcastMedium, type McastSpec } from './mcast.ts';
 export { createUcastMedium, type UcastSpec } from './ucast.ts';
 export { createSerialMedium, ClassicFramer, SERIAL_MAX_FRAME, type SerialSpec, type SerialOptions } from './serial.ts';
-export { MemoryNetwork, type LinkConditions } from './memory.ts';
+export { MemoryNetwork, seededRandom, type LinkConditions } from './memory.ts';
 export { ifaceIPv4, broadcastOf, localIPv4, type IfaceAddress } from './iface.ts';
 export type { MediumOptions } from './udp.ts';
 

@@ -7,14 +7,13 @@
 import type { Socket } from 'node:dgram';
 import type { Medium, Received } from '../types.ts';
 import { ifaceIPv4 } from './iface.ts';
-import { bindSocket, closeSocket, from, udpSocket, type MediumOptions } from './udp.ts';
+import { bindSocket, closePair, udpSocket, wirePair, type MediumOptions } from './udp.ts';
 
 export interface McastSpec { dev: string; group: string; port: number; ttl: number; loop: boolean }
 
 export function createMcastMedium(spec: McastSpec, opts: MediumOptions = {}): Medium {
   let recv: Socket | undefined;
   let send: Socket | undefined;
-  let self = '';
   return {
     type: 'mcast',
     link: spec.dev,
@@ -28,13 +27,7 @@ export function createMcastMedium(spec: McastSpec, opts: MediumOptions = {}): Me
       send.setMulticastInterface(ifa.address);
       send.setMulticastTTL(spec.ttl);
       send.setMulticastLoopback(spec.loop);
-      self = `${ifa.address}:${send.address().port}`;
-      recv.on('error', (e) => opts.onError?.(e));
-      send.on('error', (e) => opts.onError?.(e));
-      recv.on('message', (packet, rinfo) => {
-        const src = from(rinfo);
-        if (src !== self) onPacket({ packet, link: spec.dev, from: src });
-      });
+      wirePair(recv, send, ifa.address, spec.dev, onPacket, opts);
     },
     send(packet: Buffer): void {
       send?.send(packet, spec.port, spec.group, (err) => err && opts.onError?.(err));
@@ -42,7 +35,7 @@ export function createMcastMedium(spec: McastSpec, opts: MediumOptions = {}): Me
     async close(): Promise<void> {
       const r = recv, s = send;
       recv = send = undefined;
-      await Promise.all([closeSocket(r), closeSocket(s)]);
+      await closePair(r, s);
     },
   };
 }

@@ -21,8 +21,8 @@ interface Port {
   deliver: ((r: Received) => void) | undefined;
 }
 
-/** mulberry32: reproducible across machines. */
-function rng(seed: number): () => number {
+/** mulberry32: a seeded generator that gives the same sequence on every machine. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -44,7 +44,7 @@ export class MemoryNetwork {
 
   constructor(clock: Clock = realClock, seed = 1) {
     this.clock = clock;
-    this.#random = rng(seed);
+    this.#random = seededRandom(seed);
   }
 
   /** A medium for `node` on `link` (the link name is what cl_status shows, e.g. `eth0`). */

@@ -1,5 +1,6 @@
 /** Socket plumbing shared by bcast, mcast and ucast. */
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import type { Received } from '../types.ts';
 import { TandemError } from '@tandem/core';
 
 export interface MediumOptions {
@@ -37,4 +38,24 @@ export function closeSocket(sock: Socket | undefined): Promise<void> {
 
 export function from(r: RemoteInfo): string {
   return `${r.address}:${r.port}`;
+}
+
+/**
+ * Routes socket errors to onError and delivers what `recv` hears, except packets from `send` itself
+ * (`ownAddress` and the send socket's port): the kernel loops broadcasts, and multicast with loop 1,
+ * back to the sender.
+ */
+export function wirePair(recv: Socket, send: Socket, ownAddress: string, link: string, onPacket: (r: Received) => void, opts: MediumOptions): void {
+  const self = `${ownAddress}:${send.address().port}`;
+  recv.on('error', (e) => opts.onError?.(e));
+  send.on('error', (e) => opts.onError?.(e));
+  recv.on('message', (packet, rinfo) => {
+    const src = from(rinfo);
+    if (src !== self) onPacket({ packet, link, from: src });
+  });
+}
+
+/** Closes both sockets of a medium; safe when they were never opened. */
+export async function closePair(recv: Socket | undefined, send: Socket | undefined): Promise<void> {
+  await Promise.all([closeSocket(recv), closeSocket(send)]);
 }
