@@ -178,7 +178,7 @@ export async function runIpvsadm(argv: readonly string[], io: CliIO, o: CliOptio
       io.err(`${o.prog}: --tun-info is not supported by tandem-ipvsadm\n`);
       return 2;
     }
-    const { table, stats, timeouts } = await call((d) => d.list());
+    const { table, stats, timeouts, persistConns } = await call((d) => d.list());
     if (c.list.timeout) {
       io.out(`Timeout (tcp tcpfin udp): ${timeouts[0]} ${timeouts[1]} ${timeouts[2]}\n`);
       return 0;
@@ -201,7 +201,7 @@ export async function runIpvsadm(argv: readonly string[], io: CliIO, o: CliOptio
         only: c.service,
         names,
       },
-      { stats },
+      { stats, persistConns },
     );
     if (text === undefined) {
       io.err('No such service\n');

@@ -12,7 +12,7 @@ import type { TableCommand } from './rules.ts';
 export interface IpvsdClient {
   exec(ops: readonly TableCommand[], mode: ExecMode): Promise<ExecResult>;
   read(): Promise<IpvsTable>;
-  list(): Promise<{ table: IpvsTable; stats: TableStats; timeouts: Timeouts }>;
+  list(): Promise<{ table: IpvsTable; stats: TableStats; timeouts: Timeouts; persistConns?: Map<string, Map<string, number>> }>;
 }
 
 function unwrap(path: string, r: ControlReply): Record<string, unknown> {
@@ -43,7 +43,13 @@ export function socketClient(path: string, timeoutMs = 30_000): IpvsdClient {
     },
     async list() {
       const r = await call({ cmd: 'list' });
-      return { table: r.table as IpvsTable, stats: decodeStats(r.stats as Parameters<typeof decodeStats>[0]), timeouts: r.timeouts as Timeouts };
+      const pc = (r.persistConns as [string, [string, number][]][] | undefined) ?? [];
+      return {
+        table: r.table as IpvsTable,
+        stats: decodeStats(r.stats as Parameters<typeof decodeStats>[0]),
+        timeouts: r.timeouts as Timeouts,
+        persistConns: new Map(pc.map(([k, v]) => [k, new Map(v)])),
+      };
     },
   };
 }
@@ -53,6 +59,6 @@ export function inProcessClient(d: IpvsDaemon): IpvsdClient {
     exec: (ops, mode) => d.exec(ops, mode),
     read: async () => d.table,
     // Through the same encoding as the socket, so both paths return the same shapes.
-    list: async () => ({ table: d.table, stats: decodeStats(encodeStats(d.stats())), timeouts: d.timeouts }),
+    list: async () => ({ table: d.table, stats: decodeStats(encodeStats(d.stats())), timeouts: d.timeouts, persistConns: d.persistConns() }),
   };
 }

@@ -128,6 +128,18 @@ export class IpvsDaemon {
     return this.#dataplane.stats();
   }
 
+  /** Persistent connections (templates) per real, when the data plane tells (ipvsadm --persistent-conn). */
+  persistConns(): Map<string, Map<string, number>> {
+    const out = new Map<string, Map<string, number>>();
+    const dp = this.#dataplane as Dataplane & { dump?: (k: ServiceKey) => { reals?: { id: string; persistent?: number }[] } | undefined };
+    if (typeof dp.dump !== 'function') return out;
+    for (const s of this.#table.services) {
+      const d = dp.dump(s);
+      if (d?.reals) out.set(serviceId(s), new Map(d.reals.map((r) => [r.id, r.persistent ?? 0])));
+    }
+    return out;
+  }
+
   /** Runs `fn` after every earlier batch, so batches never interleave. */
   #serialize<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
@@ -226,7 +238,7 @@ export class IpvsDaemon {
       case 'read':
         return { ok: true, table: this.table };
       case 'list':
-        return { ok: true, table: this.table, stats: encodeStats(this.stats()), timeouts: this.timeouts };
+        return { ok: true, table: this.table, stats: encodeStats(this.stats()), timeouts: this.timeouts, persistConns: [...this.persistConns()].map(([k, v]) => [k, [...v]]) };
       case 'status':
         return { ok: true, pid: process.pid, services: this.#table.services.length, reals: this.#table.services.reduce((n, s) => n + s.reals.length, 0) };
       default:

@@ -220,7 +220,7 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
     assert.deepEqual(await emb.read(), await b.read());
   });
 
-  it('reports the data plane\'s counters: a real connection through the embedded balancer shows in -L', async function () {
+  it('reports the data plane\'s counters: a real connection through the embedded balancer shows in -L (stats, conns, persistent conns)', async function () {
     const backend: Server = createServer((_req, res) => res.end('hello\n'));
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
     const rport = (backend.address() as AddressInfo).port;
@@ -233,7 +233,7 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
     });
     try {
       await d.start(['--dataplane', 'embedded']);
-      await ipvsadm(d.socket, ['-A', '-t', `127.0.0.1:${vport}`, '-s', 'rr']);
+      await ipvsadm(d.socket, ['-A', '-t', `127.0.0.1:${vport}`, '-s', 'rr', '-p', '300']);
       await ipvsadm(d.socket, ['-a', '-t', `127.0.0.1:${vport}`, '-r', `127.0.0.1:${rport}`, '-m']);
       let body = '';
       const deadline = Date.now() + 20_000;
@@ -251,6 +251,8 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
       }
       assert.match(stats, new RegExp(`-> 127\\.0\\.0\\.1:${rport} +1 +[1-9]`));
       assert.match((await ipvsadm(d.socket, ['-Ln'])).stdout, new RegExp(`-> 127\\.0\\.0\\.1:${rport} +Masq +1 +0 +1 `));
+      // The persistence template of the client shows as one persistent connection.
+      assert.match((await ipvsadm(d.socket, ['-Ln', '--persistent-conn'])).stdout, new RegExp(`-> 127\\.0\\.0\\.1:${rport} +1 +1 +0 +1 `));
     } finally {
       await d.stop();
       await new Promise((r) => backend.close(r));
