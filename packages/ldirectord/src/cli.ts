@@ -291,8 +291,12 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
   }
   if (config && config.global.execute.length > 0 && ['start', 'stop', 'restart', 'try-restart', 'reload', 'force-reload'].includes(command!)) {
     const { runCommand } = await import('@tandem/core/run');
+    // The chain of files already being handled, so that two configs executing each other stop.
+    const chain = [...(io.env.TANDEM_LD_EXECUTE_CHAIN ?? '').split('\n').filter(Boolean), file];
     for (const other of config.global.execute) {
-      const r = await runCommand(process.execPath, [BIN, other, command!], { timeoutMs: 120_000 });
+      const target = findConfigFile(other, io.env.TANDEM_HA_D ?? '/etc/ha.d');
+      if (target && chain.includes(target)) continue;
+      const r = await runCommand(process.execPath, [BIN, other, command!], { timeoutMs: 120_000, env: { ...io.env, TANDEM_LD_EXECUTE_CHAIN: chain.join('\n') } });
       if (!r.ok) io.stderr(`execute=${other}: ldirectord ${other} ${command} failed: ${r.spawnError ?? `exit ${r.exitCode}`} ${r.stderr.trim()}\n`);
     }
   }

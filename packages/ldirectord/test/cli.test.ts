@@ -73,6 +73,8 @@ describe('ldirectord command (real processes)', function () {
     assert.match(lines[2]!, new RegExp(`^${f}:5: checktype: .*\\[E_LDCF_CHECKTYPE\\]$`));
     assert.match(lines[3]!, new RegExp(`^${f}:6: connecttimeout: connecttimeout directive deprecated in favour of negotiatetimeout.*\\[E_LDCF_DEPRECATED\\]$`));
     assert.match(lines.at(-1)!, /4 error\(s\); configuration NOT valid/);
+    const st = await ld([f, 'status'], { TANDEM_LD_RUNDIR: dir });
+    assert.equal(st.exitCode, 2, 'status of a stopped daemon with a broken file: 2, as `ldirectord -d CFG status`');
   });
 
   it('usage, version, unknown options and missing files: exit codes as ldirectord 4.12', async () => {
@@ -233,10 +235,24 @@ virtual=127.0.0.100:80
     assert.match(String(r.all), /terminated on signal: TERM/);
   });
 
-  it('execute= starts and stops another instance together with this one', async () => {
+  it('supervised=yes runs in the foreground without a pid file; SIGTERM stops it', async () => {
+    const f = join(dir, 'sup.cf');
+    const sock = join(dir, 'sup.sock');
+    writeFileSync(f, 'supervised=yes\ncheckinterval=1\nvirtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n\tchecktype=on\n');
+    const child: ResultPromise = execa(process.execPath, [BIN, '--backend', 'memory', '--control-socket', sock, f, 'start'], { reject: false, all: true, env: { TANDEM_LD_RUNDIR: dir } });
+    pids.push(child.pid!);
+    await until('the control socket', async () => (await controlRequest(sock, { cmd: 'ping' }, 1000).then(() => true, () => false)) || undefined);
+    assert.ok(!existsSync(join(dir, 'ldirectord.sup.cf.pid')), 'no pid file');
+    child.kill('SIGTERM');
+    const r = await child;
+    assert.equal(r.exitCode, 0);
+    assert.match(String(r.all), /Added real server: 127\.0\.0\.11:80/);
+  });
+
+  it('execute= starts and stops another instance together with this one (and a cycle ends)', async () => {
     const main = join(dir, 'main.cf');
     const other = join(dir, 'other.cf');
-    writeFileSync(other, 'virtual=127.0.0.101:80\n\treal=127.0.0.12:80 gate\n\tchecktype=on\n');
+    writeFileSync(other, `execute=${main}\nvirtual=127.0.0.101:80\n\treal=127.0.0.12:80 gate\n\tchecktype=on\n`);
     writeFileSync(main, `execute=${other}\nvirtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n\tchecktype=on\n`);
     const env = { TANDEM_LD_RUNDIR: dir };
     const r = await ld([main, 'start'], env);

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { CheckSpec, Verdict } from './types.ts';
-import { bracket, CheckAborted, CheckFailed, CheckTimeout, describeError, down, matchReceive, up } from './util.ts';
+import { bracket, CheckAborted, CheckFailed, CheckTimeout, describeError, down, lagTolerantTimeout, matchReceive, up } from './util.ts';
 
 /**
  * service=http, https and http_proxy, as ldirectord's check_http: GET (or HEAD) of the request on
@@ -167,13 +167,13 @@ function exchange(host: string, port: number, head: string, isHead: boolean, sig
     const finish = (err: unknown, res?: RawResponse): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.clear();
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
       if (res) resolve(res);
       else reject(err);
     };
-    const timer = setTimeout(() => finish(new CheckTimeout(timeoutMs)), timeoutMs);
+    const timer = lagTolerantTimeout(() => finish(new CheckTimeout(timeoutMs)), timeoutMs);
     const onAbort = (): void => finish(new CheckAborted());
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => socket.write(head, 'latin1'));
@@ -236,7 +236,7 @@ function exchangeOn(plan: LeanPlan, socket: net.Socket, signal: AbortSignal, tim
     const finish = (err: unknown, res?: RawResponse): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.clear();
       signal.removeEventListener('abort', onAbort);
       socket.removeListener('data', onData);
       socket.removeListener('end', onEnd);
@@ -254,7 +254,7 @@ function exchangeOn(plan: LeanPlan, socket: net.Socket, signal: AbortSignal, tim
       if (res) resolve(res);
       else reject(reused && !parser.started && !(err instanceof CheckTimeout) && !(err instanceof CheckAborted) ? new StaleConnection() : err);
     };
-    const timer = setTimeout(() => finish(new CheckTimeout(timeoutMs)), timeoutMs);
+    const timer = lagTolerantTimeout(() => finish(new CheckTimeout(timeoutMs)), timeoutMs);
     const onAbort = (): void => finish(new CheckAborted());
     const onConnect = (): void => {
       socket.write(plan.head, 'latin1');

@@ -102,6 +102,25 @@ export function bracket(host: string): string {
 }
 
 /**
+ * A check's deadline timer. Node runs expired timers before it polls for I/O, so when the event loop
+ * lags (a busy or starved process) a timer can fire while the answer already waits in the socket:
+ * the check would be called down for the process's own slowness. The timeout is therefore decided
+ * one step later, in setImmediate, which runs after the I/O poll of the same loop iteration.
+ */
+export function lagTolerantTimeout(fn: () => void, ms: number): { clear: () => void } {
+  let immediate: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => {
+    immediate = setImmediate(fn);
+  }, ms);
+  return {
+    clear: () => {
+      clearTimeout(timer);
+      if (immediate) clearImmediate(immediate);
+    },
+  };
+}
+
+/**
  * Runs `body` with a deadline and the caller's signal combined: `body` receives one signal that
  * fires on either, and the promise rejects with CheckTimeout or CheckAborted. Checkers close their
  * sockets from that signal, so nothing outlives the check.
@@ -110,7 +129,7 @@ export async function withDeadline<T>(timeoutMs: number, outer: AbortSignal, bod
   if (outer.aborted) throw new CheckAborted();
   const ctl = new AbortController();
   let reason: Error | undefined;
-  const timer = setTimeout(() => {
+  const timer = lagTolerantTimeout(() => {
     reason = new CheckTimeout(timeoutMs);
     ctl.abort(reason);
   }, timeoutMs);
@@ -124,7 +143,7 @@ export async function withDeadline<T>(timeoutMs: number, outer: AbortSignal, bod
   } catch (err) {
     throw reason ?? err;
   } finally {
-    clearTimeout(timer);
+    timer.clear();
     outer.removeEventListener('abort', onAbort);
   }
 }
