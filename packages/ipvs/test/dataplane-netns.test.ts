@@ -27,7 +27,9 @@ describe('dataplane: listening on a virtual address that is not local yet (netns
   });
 
   async function child(vip: string): Promise<Record<string, unknown>> {
-    const r = await execa('ip', ['netns', 'exec', ns, join(root, 'node_modules/.bin/node'), join(here, 'dataplane-netns-child.ts'), vip], { reject: false, timeout: 60_000, cwd: root });
+    const r = await execa('ip', ['netns', 'exec', ns, join(root, 'node_modules/.bin/node'), join(here, 'dataplane-netns-child.ts'), vip], { reject: false, timeout: 40_000, cwd: root });
+    // The child must end by itself: a handle left open by dp.close() would keep it alive.
+    assert.equal(r.timedOut, false, 'child process ended on its own after dp.close()');
     const line = String(r.stdout).trim().split('\n').pop() ?? '';
     try {
       return JSON.parse(line);

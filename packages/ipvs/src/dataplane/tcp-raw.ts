@@ -125,6 +125,9 @@ class RawConn {
   upShut = false;
   cliPaused = false;
   upPaused = false;
+  /** A shutdown request is pending on that handle (libuv then refuses a reset). */
+  cliShutting = false;
+  upShutting = false;
   closing = false;
 
   constructor(cli: Handle, svc: ServiceState, env: Env) {
@@ -257,6 +260,8 @@ function eofFrom(c: RawConn, to: Handle, toUp: boolean): void {
 /** Passes a FIN on: shuts down the write side of h once its queued writes are out. */
 function shutdown(c: RawConn, h: Handle, toUp: boolean): void {
   const req = new B!.ShutdownWrap();
+  if (toUp) c.upShutting = true;
+  else c.cliShutting = true;
   req.oncomplete = onShutdownDone;
   req.conn = c;
   req.toUp = toUp;
@@ -270,8 +275,13 @@ function shutdown(c: RawConn, h: Handle, toUp: boolean): void {
 
 function onShutdownDone(this: any, status: number): void {
   const c: RawConn = this.conn;
-  if (this.toUp) c.upShut = true;
-  else c.cliShut = true;
+  if (this.toUp) {
+    c.upShut = true;
+    c.upShutting = false;
+  } else {
+    c.cliShut = true;
+    c.cliShutting = false;
+  }
   if (status < 0) {
     finish(c, true);
     return;
@@ -305,15 +315,17 @@ function accountClosed(c: RawConn): void {
 function finish(c: RawConn, reset: boolean): void {
   if (c.closing) return;
   c.closing = true;
-  closeHandle(c.cli, reset);
-  if (c.up) closeHandle(c.up, reset);
+  closeHandle(c.cli, reset && !c.cliShutting);
+  if (c.up) closeHandle(c.up, reset && !c.upShutting);
   // Counted as ended now: nothing more is read or written on either handle.
   accountClosed(c);
 }
 
 function closeHandle(h: Handle, reset: boolean): void {
-  if (reset && h.reset() === 0) return;
-  h.close();
+  // A failed reset still marks the handle as closing in Node, so it is only tried when libuv
+  // accepts it (no shutdown pending); otherwise a plain close.
+  if (reset) h.reset();
+  else h.close();
 }
 
 function abort(c: RawConn, err: number): void {
