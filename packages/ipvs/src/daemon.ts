@@ -50,9 +50,14 @@ export function nullDataplane(): Dataplane {
   };
 }
 
-export async function defaultDataplane(logger?: Logger): Promise<Dataplane> {
-  const mod = (await import('./dataplane/index.ts')) as { createDataplane: (o: { logger?: Logger }) => Dataplane };
-  return mod.createDataplane(logger ? { logger } : {});
+/**
+ * The embedded userspace data plane, with the saved `--set` timeouts: udp as the idle time of a UDP
+ * flow, tcpfin as the time an ended TCP connection still counts as inactive. (They are read at
+ * start; a `--set` while running is stored and takes effect at the next start.)
+ */
+export async function defaultDataplane(logger?: Logger, timeouts?: Timeouts): Promise<Dataplane> {
+  const mod = (await import('./dataplane/index.ts')) as { createDataplane: (o: { logger?: Logger; udpTimeoutMs?: number; tcpTimeWaitMs?: number }) => Dataplane };
+  return mod.createDataplane({ ...(logger ? { logger } : {}), ...(timeouts ? { udpTimeoutMs: timeouts[2] * 1000, tcpTimeWaitMs: timeouts[1] * 1000 } : {}) });
 }
 
 interface StateFile {
@@ -78,9 +83,10 @@ export class IpvsDaemon {
 
   /** Loads the saved table (if any), starts the data plane with it. */
   static async create(opts: DaemonOptions = {}): Promise<IpvsDaemon> {
-    const dp = opts.dataplane === undefined ? await defaultDataplane(opts.logger) : typeof opts.dataplane === 'function' ? await opts.dataplane() : opts.dataplane;
-    const d = new IpvsDaemon(dp, opts);
+    const d = new IpvsDaemon(nullDataplane(), opts);
     if (opts.stateFile) d.#load(opts.stateFile);
+    const dp = opts.dataplane === undefined ? await defaultDataplane(opts.logger, d.#timeouts) : typeof opts.dataplane === 'function' ? await opts.dataplane() : opts.dataplane;
+    d.#dataplane = dp;
     await dp.update(d.#table);
     return d;
   }
