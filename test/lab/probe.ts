@@ -1,8 +1,10 @@
 // The lab's client: sends one request to the VIP every INTERVAL ms (TCP: HTTP GET with a fresh
 // connection; UDP: a datagram answered by the active director) and prints one JSON line per result:
 //   {"t":<ms since start>,"ok":true,"by":"rs1"} or {"t":...,"ok":false,"err":"ECONNREFUSED"}
-// Bounded: stops after --count requests or --seconds, whichever comes first.
-//   node probe.ts --vip 192.168.136.10 --port 80 [--udp] [--interval 10] [--count N] [--seconds S]
+// Bounded: stops after --count requests or --seconds, whichever comes first. With --wall every line
+// also holds "w", the send time in ms since the epoch, so another process can line results up
+// with its own events (bench/failover.ts).
+//   node probe.ts --vip 192.168.136.10 --port 80 [--udp] [--interval 10] [--count N] [--seconds S] [--timeout MS] [--wall]
 import { request } from 'node:http';
 import { createSocket } from 'node:dgram';
 
@@ -18,11 +20,14 @@ const count = Number(args.get('count') ?? 1_000_000);
 const seconds = Number(args.get('seconds') ?? 3600);
 const udp = args.get('udp') === 'true';
 const timeoutMs = Number(args.get('timeout') ?? 1000);
+const wall = args.get('wall') === 'true';
 const start = performance.now();
+const origin = performance.timeOrigin + start;
 let sent = 0;
 let inflight = 0;
 
 function emit(o: Record<string, unknown>) {
+  if (wall) o.w = +(origin + (o.t as number)).toFixed(1);
   process.stdout.write(JSON.stringify(o) + '\n');
 }
 
