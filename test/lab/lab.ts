@@ -58,6 +58,30 @@ interface DirectorProcs {
   ipvsd?: Spawned;
   heartbeat?: Spawned;
   fallback?: Spawned;
+  ldirectord?: Spawned;
+  answer?: Spawned;
+}
+
+/** Variations of the lab for benchmarks (bench/failover.ts); the defaults are seed 001 as is. */
+export interface LabOptions {
+  /** haresources content in place of seed001/haresources, e.g. `loadbalancer IPaddr::192.168.136.10/24/eth0\n`. */
+  haresources?: string;
+  /**
+   * Runs ldirectord on both directors all the time (started with the balancer, not by heartbeat),
+   * as kernel IPVS tables stay loaded under keepalived: a takeover then only moves the VIP. Meant
+   * together with a haresources that names only the VIP.
+   */
+  hotBalancer?: boolean;
+  /**
+   * A port on which each director itself answers (realserver.ts on 0.0.0.0, named after the
+   * director's node): a UDP or TCP probe to VIP:port shows which director holds the VIP.
+   */
+  answerPort?: number;
+  /**
+   * false: ha.cf without the seed's ping_group and ipfail lines (`ping_group`, `respawn ... ipfail`,
+   * `apiauth ipfail`), so that only the directors' own heartbeats decide a takeover.
+   */
+  ipfail?: boolean;
 }
 
 export class SeedLab {
@@ -70,8 +94,11 @@ export class SeedLab {
   #serial?: ResultPromise;
   #closed = false;
 
-  constructor(timing: LabTiming = DEMO_TIMING) {
+  readonly options: LabOptions;
+
+  constructor(timing: LabTiming = DEMO_TIMING, options: LabOptions = {}) {
     this.timing = timing;
+    this.options = options;
   }
 
   log(text: string): void {
@@ -131,6 +158,11 @@ export class SeedLab {
     for (const f of ['ha.cf', 'haresources', 'authkeys', 'ldirectord.cf']) {
       writeFileSync(join(haDir, f), fill(readFileSync(join(here, 'seed001', f), 'utf8')));
     }
+    if (this.options.haresources !== undefined) writeFileSync(join(haDir, 'haresources'), this.options.haresources);
+    if (this.options.ipfail === false) {
+      const hacf = readFileSync(join(haDir, 'ha.cf'), 'utf8').split('\n').filter((l) => !/^\s*(ping_group|ping|respawn\s.*ipfail|apiauth\s+ipfail)\b/.test(l));
+      writeFileSync(join(haDir, 'ha.cf'), hacf.join('\n'));
+    }
     chmodSync(join(haDir, 'authkeys'), 0o600);
     // The rules the `ipvsadm` resource restores: seed 001's /etc/sysconfig/ipvsadm for the lab's reals.
     writeFileSync(this.path(host, 'sysconfig-ipvsadm'), [
@@ -166,6 +198,17 @@ export class SeedLab {
     const env = this.#env(host);
     procs.ipvsd = this.topo.spawn(host, NODE, [BIN.ipvsd, '--socket', this.ipvsdSocket(host), '--state', this.path(host, 'state', 'ipvs.table'), '--logfile', this.path(host, 'log', 'ipvsd.log')], { env, label: `${host} tandem-ipvsd` });
     await this.#waitSocket(this.ipvsdSocket(host), `${host} tandem-ipvsd`);
+    if (this.options.hotBalancer) {
+      procs.ldirectord = this.topo.spawn(host, join(this.path(host, 'bin'), 'ldirectord'), ['-d', 'start'], { env, label: `${host} ldirectord (hot)` });
+      // -d logs to stderr: drain it so the pipe never fills and blocks the daemon.
+      procs.ldirectord.proc.stdout?.resume();
+      procs.ldirectord.proc.stderr?.resume();
+    }
+    if (this.options.answerPort) {
+      procs.answer = this.topo.spawn(host, NODE, [join(here, 'realserver.ts'), d.node, String(this.options.answerPort), '0.0.0.0'], { label: `${host} answers as ${d.node}` });
+      procs.answer.proc.stdout?.resume();
+      procs.answer.proc.stderr?.resume();
+    }
     // heartbeat names itself after `uname -n`: a private UTS namespace gives each director its seed name.
     procs.heartbeat = this.topo.spawn(host, 'unshare', ['--uts', 'sh', '-c', `hostname ${d.node} && exec "$@"`, 'sh',
       BIN.heartbeat, '-f', '--config-dir', this.path(host, 'ha.d'), '--socket', this.hbSocket(host),
@@ -261,9 +304,11 @@ export class SeedLab {
   }
 
   /** Starts the client probe: one HTTP request to the VIP every intervalMs, results as JSON lines. */
-  probe(opts: { intervalMs?: number; seconds?: number; udp?: boolean; port?: number } = {}): Spawned {
+  probe(opts: { intervalMs?: number; seconds?: number; udp?: boolean; port?: number; timeoutMs?: number; wall?: boolean } = {}): Spawned {
     const args = [join(here, 'probe.ts'), '--vip', VIP, '--port', String(opts.port ?? 80), '--interval', String(opts.intervalMs ?? 10), '--seconds', String(opts.seconds ?? 3600)];
     if (opts.udp) args.push('--udp');
+    if (opts.timeoutMs !== undefined) args.push('--timeout', String(opts.timeoutMs));
+    if (opts.wall) args.push('--wall');
     return this.topo.spawn('cl', NODE, args, { label: 'client probe' });
   }
 
