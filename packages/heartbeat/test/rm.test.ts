@@ -288,6 +288,22 @@ describe('resource manager: failures, shutdown, ipfail', () => {
     assert.deepEqual(sim.violations, []);
   });
 
+  it('a stop that fails and still runs is never handed over: no standby done, no double VIP', () => {
+    const sim = pair('on');
+    startBoth(sim);
+    sim.node('node1').failStop.add(G1);
+    sim.input('node1', (m, now) => m.standbyRequest('all', now), 20_000);
+    sim.run(40_000);
+    assert.deepEqual(sim.holders(G1), ['node1'], 'still running on node1, not started on node2');
+    assert.match(sim.node('node1').fatal ?? '', /resource stop failed and still running in IPaddr::10\.214\.9\.50\/24\/eth0/);
+    assert.ok(!sim.transcript(['ask_resources'], 20_000).includes('node1: t=ask_resources rsc_hold=all info=done'));
+    assert.deepEqual(sim.violations, []);
+    // A shutdown still ends (the daemon can exit) even though the stop failed.
+    sim.input('node1', (m, now) => m.shutdown(now), 40_000);
+    sim.run(41_000);
+    assert.equal(sim.node('node1').stopped, true);
+  });
+
   it('a graceful stop releases first, then the daemon may send shutdone; a stop waits for running jobs', () => {
     const sim = pair('on');
     startBoth(sim);

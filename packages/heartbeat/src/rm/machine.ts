@@ -545,6 +545,18 @@ export class ResourceMachine {
         const reason = `resource stop failed and still running in ${[...stopFailed].join(', ')}: this node must not hand these groups over (heartbeat would reboot now)`;
         this.#log('error', `CRIT: ${reason}`);
         this.#out.push({ type: 'fatal', reason });
+        // A standby or ip-request release that failed is not reported done: the peer never starts
+        // what still runs here. A shutdown still ends, so the daemon can exit; see README.
+        if (job.purpose === 'giveup') this.#out.push({ type: 'stopped' });
+        if (job.purpose === 'standby_me') {
+          // The standby cannot complete: what still runs is still ours, and a stop may go on.
+          this.iHold |= job.standbyRsc ?? ALL;
+          this.goingStandby = 'not';
+          this.standbyRunningUntil = 0;
+          this.#log('error', 'Standby cancelled: a resource failed to stop.');
+          this.#sendHeld(true);
+        }
+        this.#startNextQueued();
         return;
       }
     }

@@ -39,6 +39,8 @@ export class SimNode {
   fatal: string | undefined;
   /** Groups whose start fails on this node. */
   readonly failStart = new Set<string>();
+  /** Groups whose stop fails on this node (they keep running). */
+  readonly failStop = new Set<string>();
   readonly logs: { at: number; level: string; msg: string }[] = [];
   tickAt: number | undefined;
   readonly opts: SimNodeOptions;
@@ -102,11 +104,12 @@ export class RmSim {
         }
         case 'release': {
           const job = a.job;
-          const groups = a.groups;
+          const stuck = a.groups.filter((g) => n.failStop.has(g));
+          const groups = a.groups.filter((g) => !stuck.includes(g));
           this.at(this.now + this.jobMs, () => {
             for (const g of groups) this.#run(g, n.name, false);
           });
-          this.#finishJob(n, job, {}, 0.5);
+          this.#finishJob(n, job, { stopFailedGroups: stuck }, 0.5);
           break;
         }
         case 'stopped':
