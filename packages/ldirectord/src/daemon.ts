@@ -575,10 +575,14 @@ export class LdDaemon {
   }
 
   /** Waits until no reconcile is running or wanted (tests). */
+  /** Waits until no heal pass, reload, reconcile or command is running or wanted (tests). */
   async settled(): Promise<void> {
-    for (let i = 0; i < 100 && (this.#reconciling || this.#dirty); i++) {
-      if (this.#dirty && !this.#reconciling) this.#requestReconcile();
+    for (let i = 0; i < 100 && (this.#healing || this.#reconciling || this.#dirty); i++) {
+      await this.#healing;
+      await this.#reloadChain;
+      if (this.#dirty && !this.#reconciling && this.#state === 'running') this.#requestReconcile();
       await this.#reconciling;
+      if (this.#state !== 'running') break;
     }
     await this.#commands;
   }

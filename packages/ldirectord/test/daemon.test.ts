@@ -9,8 +9,14 @@ import { LdDaemon, type CheckSpec, type DaemonOptions, type Verdict } from '@tan
 import { RUNS, ipvsadmToOp, listingLines, readTimeline, tableLines } from './replay-support.ts';
 
 /** Lets promises, fs callbacks and the daemon's reconcile settle (real time, a few ms). */
+/** Daemons of the running test: flush() waits for their heal passes and reconciles to finish. */
+const active = new Set<LdDaemon>();
+
+/** Lets promises, fs callbacks and the daemons' passes settle (real time, as long as they need). */
 async function flush(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 1));
+  await new Promise((r) => setTimeout(r, 1));
+  for (const d of active) if (d.state === 'running' || d.state === 'reloading') await d.settled();
+  await new Promise((r) => setTimeout(r, 1));
 }
 
 /** Advances virtual time in steps, letting the daemon react after each step. */
@@ -69,6 +75,7 @@ class Rig {
       ...extra,
     });
     await this.daemon.start();
+    active.add(this.daemon);
     await flush();
     await this.daemon.settled();
     return this.daemon;
@@ -81,6 +88,7 @@ class Rig {
   }
   async close(): Promise<void> {
     if (this.daemon && this.daemon.state !== 'stopped') await this.daemon.stop('test end');
+    active.clear();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -458,6 +466,7 @@ describe('ldirectord daemon: recorded ldirectord 4.12 scenarios replayed', funct
             await advanceTo(ms);
             daemon = new LdDaemon({ configFile: file, backend: ours, clock, checker: fakeChecker(world, clock), runner: recordingRunner(calls), logger, parseEnv: { hostname: 'director' } });
             await daemon.start();
+            active.add(daemon);
             lastAction = e.t;
             continue;
           }
@@ -495,6 +504,7 @@ describe('ldirectord daemon: recorded ldirectord 4.12 scenarios replayed', funct
         assert.ok(firstStartRuns >= 0 && firstStartRuns <= 2, `ours: ${mine.join(' | ')}; theirs after start-up: ${theirs.join(' | ')}`);
         assert.deepEqual(mine.slice(firstStartRuns), theirs);
       } finally {
+        active.clear();
         rmSync(dir, { recursive: true, force: true });
       }
     });
@@ -510,6 +520,7 @@ describe('ldirectord daemon: recorded ldirectord 4.12 scenarios replayed', funct
       const backend = new MemoryBackend();
       const daemon = new LdDaemon({ configFile: file, backend, clock, checker: fakeChecker(world, clock), runner: recordingRunner([]), logger: new MemoryLogger() });
       await daemon.start();
+      active.add(daemon);
       await run(clock, 1000);
       world.down.add('127.0.0.11');
       await run(clock, 2000);
@@ -527,6 +538,7 @@ describe('ldirectord daemon: recorded ldirectord 4.12 scenarios replayed', funct
       assert.ok(tableLines(await recorded.read()).includes('  127.0.0.11:80 gate w0'));
       await daemon.stop();
     } finally {
+      active.clear();
       rmSync(dir, { recursive: true, force: true });
     }
   });
