@@ -15,7 +15,7 @@ function ld(args: string[], env: Record<string, string> = {}): Promise<RunResult
   return runCommand(process.execPath, [BIN, ...args], { timeoutMs: 90_000, env: { TANDEM_LD_BACKEND: 'memory', ...env } });
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (let i = 0; i < 10_000; i++) {
     const v = await f();
