@@ -92,7 +92,8 @@ async function startRealNode(topo: Topology, dir: string, media: string): Promis
   const setup: [string, string[]][] = [
     ['hostname', ['node1']],
     ['mount', ['-t', 'tmpfs', 'tmpfs', '/run']],
-    ['mkdir', ['-p', '/run/heartbeat/ccm', '/run/heartbeat/crm', '/run/resource-agents']],
+    // /run/lock/pts: the serial plugin locks /dev/pts/N as /var/lock/LCK..pts/N.
+    ['mkdir', ['-p', '/run/heartbeat/ccm', '/run/heartbeat/crm', '/run/resource-agents', '/run/lock/pts']],
     ['chown', ['hacluster:haclient', '/run/heartbeat/ccm', '/run/heartbeat/crm']],
     ['mount', ['--bind', join(dir, 'ha.d'), '/etc/ha.d']],
     ['mount', ['--bind', join(dir, 'lib'), '/var/lib/heartbeat']],
@@ -105,7 +106,7 @@ async function startRealNode(topo: Topology, dir: string, media: string): Promis
   assert.ok(!existsSync('/etc/ha.d/ha.cf') || readFileSync('/etc/ha.d/ha.cf', 'utf8') !== readFileSync(join(dir, 'ha.d', 'ha.cf'), 'utf8'), 'the machine\'s /etc/ha.d is untouched');
   const proc = execa('nsenter', ['-t', String(holder.pid), '-m', '-u', '-n', HEARTBEAT, '-f'], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
   const log = (): string => (existsSync(`${dir}/ha-log`) ? readFileSync(`${dir}/ha-log`, 'utf8') : '');
-  assert.ok(await until(() => log().includes('Local status now set to'), 20_000), 'real heartbeat started');
+  assert.ok(await until(() => log().includes('Local status now set to'), 20_000), `real heartbeat started; log:\n${log().slice(-1500)}`);
   assert.equal(readFileSync(`/proc/${proc.pid}/comm`, 'utf8').trim(), 'heartbeat', 'the pid we stop is the master control process');
   return { pid: proc.pid!, proc, log, inNs };
 }
@@ -221,6 +222,41 @@ describe('interop with the real heartbeat 3.0.6', function () {
       if (tandem) await topo.kill(tandem);
       await stopRealNode(real);
       await topo.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('over serial (a socat PTY pair): the real node sees the tandem node active, and tandem accepts the real node\'s classic frames', async () => {
+    const topo = new Topology(`i${Math.floor(Math.random() * 1e4)}`);
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-interop-'));
+    let real: RealNode | undefined;
+    let peer: Spawned | undefined;
+    const socat = execa('socat', ['-d', '-d', 'pty,raw,echo=0', 'pty,raw,echo=0'], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+    try {
+      const ptys: string[] = [];
+      socat.stderr!.on('data', (d: Buffer) => { for (const m of d.toString().matchAll(/PTY is (\S+)/g)) ptys.push(m[1]!); });
+      assert.ok(await until(() => ptys.length === 2, 10_000), 'socat made a PTY pair');
+      await topo.build([{ name: 'hb', addresses: [] }, { name: 'tn', addresses: [] }]);
+      real = await startRealNode(topo, dir, `baud 115200\nserial ${ptys[0]}`);
+      peer = topo.spawn('tn', NODE, [PEER, JSON.stringify({
+        node: 'node2', nodes: ['node1', 'node2'], media: [{ type: 'serial', device: ptys[1], baud: 115200, at }], key: { num: 1, method: 'sha1', secret: SECRET },
+        keepaliveMs: 500, deadtimeMs: 3000, durationMs: 90_000,
+      })], { label: 'tandem' });
+      const heard = jsonLines(peer.proc.stdout!);
+      const fromReal = (): Record<string, unknown>[] => heard.filter((l) => l.ok === true && l.src === 'node1' && l.dup === false);
+      assert.ok(await until(() => fromReal().some((l) => l.t === 'status' && l.st === 'active'), 30_000),
+        `tandem heard: ${JSON.stringify(heard.slice(0, 5))}; real log:\n${real.log().slice(-1500)}`);
+      assert.deepEqual(heard.filter((l) => l.ok === false), [], 'tandem dropped none of the real node\'s frames');
+      assert.ok(await until(() => /Status update for node node2: status active/.test(real!.log()), 30_000), `real log:\n${real.log().slice(-2000)}`);
+      const r = await real.inNs(CL_STATUS, ['nodestatus', 'node2']);
+      assert.equal(r.stdout.trim(), 'active');
+      assert.doesNotMatch(real.log(), /node node2: is dead|Bad packet|authentication/i);
+    } finally {
+      if (peer) await topo.kill(peer);
+      await stopRealNode(real);
+      await topo.close();
+      if (socat.pid && processAlive(socat.pid)) process.kill(socat.pid, 'SIGTERM');
+      await Promise.race([socat, new Promise((r) => setTimeout(r, 3000))]);
       rmSync(dir, { recursive: true, force: true });
     }
   });
