@@ -113,4 +113,17 @@ describe('ipvsadm and ldirectord agents', () => {
     assert.equal(r.exitCode, 5);
     assert.match(String(r.stderr), /not found/);
   });
+
+  it('Delay waits on start and stop and reports running in between', async () => {
+    const e = { ...env, HA_RSCTMP: join(dir, 'rsctmp') };
+    const d = (args: string[]) => execa(`${RD}Delay`, args, { reject: false, env: e });
+    assert.equal(String((await d(['0.2', '0.1', 'status'])).stdout).trim(), 'stopped');
+    const t0 = process.hrtime.bigint();
+    assert.equal((await d(['0.2', '0.1', 'start'])).exitCode, 0);
+    assert.ok(process.hrtime.bigint() - t0 >= 200_000_000n, 'it waited its start delay');
+    assert.equal(String((await d(['0.2', '0.1', 'status'])).stdout).trim(), 'running');
+    assert.equal((await d(['0.2', '0.1', 'stop'])).exitCode, 0);
+    assert.equal((await d(['0.2', '0.1', 'status'])).exitCode, 3);
+    assert.equal((await d(['x', 'start'])).exitCode, 2);
+  });
 });
