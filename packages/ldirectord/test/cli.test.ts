@@ -249,6 +249,25 @@ virtual=127.0.0.100:80
     assert.match(String(r.all), /Added real server: 127\.0\.0\.11:80/);
   });
 
+  it('heartbeat\'s resource.d/ldirectord drives it through bin/ldirectord (Node 24 whatever PATH says)', async () => {
+    const agent = fileURLToPath(new URL('../../../resource.d/ldirectord', import.meta.url));
+    const wrapper = fileURLToPath(new URL('../bin/ldirectord', import.meta.url));
+    const f = join(dir, 'ha.cf');
+    writeFileSync(f, 'checkinterval=1\nvirtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n\tchecktype=on\n');
+    const env = { TANDEM_LDIRECTORD: wrapper, TANDEM_LD_BACKEND: 'memory', TANDEM_LD_RUNDIR: dir, PATH: '/usr/sbin:/sbin:/usr/bin:/bin' };
+    const agentRun = (action: string) => execa(agent, [f, action], { env, extendEnv: false, reject: false });
+    assert.equal((await agentRun('status')).stdout, 'stopped');
+    const started = await agentRun('start');
+    assert.equal(started.exitCode, 0, started.stderr);
+    const pid = readPidFile(join(dir, 'ldirectord.ha.cf.pid'))!;
+    pids.push(pid);
+    const st = await agentRun('status');
+    assert.deepEqual([st.exitCode, st.stdout], [0, 'running']);
+    assert.equal((await agentRun('stop')).exitCode, 0);
+    assert.ok(!processAlive(pid));
+    assert.equal((await agentRun('status')).exitCode, 3);
+  });
+
   it('execute= starts and stops another instance together with this one (and a cycle ends)', async () => {
     const main = join(dir, 'main.cf');
     const other = join(dir, 'other.cf');
