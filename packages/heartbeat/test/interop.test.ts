@@ -260,4 +260,30 @@ describe('interop with the real heartbeat 3.0.6', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('with a different key each side drops the other\'s packets (bad_auth), and the real node never sees node2', async () => {
+    const topo = new Topology(`i${Math.floor(Math.random() * 1e4)}`);
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-interop-'));
+    let real: RealNode | undefined;
+    let peer: Spawned | undefined;
+    try {
+      await topo.build([{ name: 'hb', addresses: ['10.78.0.1/24'] }, { name: 'tn', addresses: ['10.78.0.2/24'] }]);
+      real = await startRealNode(topo, dir, 'ucast eth0 10.78.0.2');
+      peer = topo.spawn('tn', NODE, [PEER, JSON.stringify({
+        node: 'node2', nodes: ['node1', 'node2'], media: [{ type: 'ucast', dev: 'eth0', peer: '10.78.0.1', port: 694, at }],
+        key: { num: 1, method: 'sha1', secret: 'not-the-secret' }, keepaliveMs: 500, deadtimeMs: 3000, durationMs: 90_000,
+      })], { label: 'tandem' });
+      const heard = jsonLines(peer.proc.stdout!);
+      assert.ok(await until(() => heard.filter((l) => l.reason === 'bad_auth').length >= 6, 30_000), `tandem heard: ${JSON.stringify(heard.slice(0, 5))}`);
+      assert.deepEqual(heard.filter((l) => l.ok === true), [], 'nothing from the real node passes with the wrong key');
+      const r = await real.inNs(CL_STATUS, ['nodestatus', 'node2']);
+      assert.notEqual(r.stdout.trim(), 'active');
+      assert.doesNotMatch(real.log(), /Status update for node node2|Link node2:eth0 up/);
+    } finally {
+      if (peer) await topo.kill(peer);
+      await stopRealNode(real);
+      await topo.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
