@@ -307,13 +307,16 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 250));
     during = await fresh.request('stats');
   }
-  const statusRss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pidOf(fresh.proc)}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const status = readFileSync(`/proc/${pidOf(fresh.proc)}/status`, 'utf8');
+  const statusRss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  // Private memory only (RssAnon); RssFile is the node binary's pages shared with every process.
+  const anonMb = Math.round((Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024) * 10) / 10;
   const rssMb = Math.round(statusRss * 10) / 10;
   const beforeMb = before.rss / 2 ** 20;
   const scaledMb = opened > 0 ? Math.round((beforeMb + ((rssMb - beforeMb) * IDLE) / opened) * 10) / 10 : NaN;
   const mb = (x: number) => (x / 2 ** 20).toFixed(1);
   console.log(`\ntandem after the load above: RSS ${mb(afterLoad.rss)} MB (V8 heap ${mb(afterLoad.heapTotal)} MB, external ${mb(afterLoad.external)} MB), engine ${afterLoad.engine ? 'raw libuv handles' : 'net.Socket'}`);
-  console.log(`idle connections into a fresh balancer (hard nofile limit ${nofile}): ${openLine}; established through it: ${during.active}; RSS ${beforeMb.toFixed(1)} MB before, ${rssMb} MB with them open (heap ${mb(during.heapUsed)} MB used); scaled to ${IDLE}: ${scaledMb} MB`);
+  console.log(`idle connections into a fresh balancer (hard nofile limit ${nofile}): ${openLine}; established through it: ${during.active}; RSS ${beforeMb.toFixed(1)} MB before, ${rssMb} MB with them open (private/anonymous ${anonMb} MB, V8 heap ${mb(during.heapUsed)} MB used); scaled to ${IDLE}: ${scaledMb} MB; ${opened > 0 ? (((rssMb - beforeMb) * 1024) / opened).toFixed(2) : '?'} KB per connection`);
   opener.stdin!.end();
 
   const result = {
@@ -340,6 +343,8 @@ async function main(): Promise<void> {
     idle_connections_opened: opened,
     idle_connections_established: during.active,
     rss_mb_measured: rssMb,
+    anon_rss_mb_measured: anonMb,
+    rss_kb_per_conn: opened > 0 ? Math.round((((rssMb - beforeMb) * 1024) / opened) * 100) / 100 : null,
     rss_mb_after_load: Math.round((afterLoad.rss / 2 ** 20) * 10) / 10,
     rss_mb_before_idle_conns: Math.round(beforeMb * 10) / 10,
     rss_mb_10k_conns: opened >= IDLE ? rssMb : scaledMb,
