@@ -326,7 +326,7 @@ describe('ldirectord on the embedded balancer (tandem-ipvsd, tandem-ipvsadm)', f
       await ipvsadm(['-A', '-t', '127.0.0.101:80', '-s', 'wlc']);
       const port = (web!.address() as { port: number }).port;
       const f = join(dir, 'ld.cf');
-      writeFileSync(f, `checkinterval=1\nchecktimeout=1\nquiescent=yes\nlogfile="${dir}/ld.log"\nvirtual=127.0.0.100:80\n\treal=127.0.0.1:${port} masq 3\n\treal=127.0.0.2:${port} masq\n\tfallback=127.0.0.200:80\n\tchecktype=connect\n`);
+      writeFileSync(f, `checkinterval=5\nchecktimeout=1\nquiescent=yes\nlogfile="${dir}/ld.log"\nvirtual=127.0.0.100:80\n\treal=127.0.0.1:${port} masq 3\n\treal=127.0.0.2:${port} masq\n\tfallback=127.0.0.200:80\n\tchecktype=connect\n`);
       const r = await ld(['--backend', backend, f, 'start'], env);
       assert.equal(r.exitCode, 0, r.stderr);
       daemonPid = readPidFile(join(dir, 'ldirectord.ld.cf.pid'));
