@@ -10,6 +10,6 @@ export * from './daemon.ts';
 export * from './client.ts';
 export { runIpvsadm, IPVSADM_VERSION, type CliIO, type CliOptions } from './cli.ts';
 export { MemoryBackend } from './backends/memory.ts';
-export { IpvsadmBackend, parseListing, parseThresholds, findIpvsadm, type IpvsadmBackendOptions } from './backends/ipvsadm.ts';
+export { IpvsadmBackend, parseListing, parseThresholds, findIpvsadm, kernelIpvsAvailable, type IpvsadmBackendOptions } from './backends/ipvsadm.ts';
 export { EmbeddedBackend, type EmbeddedBackendOptions } from './backends/embedded.ts';
 export { createBackend, type BackendName, type BackendOptions } from './backends/index.ts';

@@ -12,6 +12,7 @@ import {
   MemoryBackend,
   createBackend,
   diffTables,
+  kernelIpvsAvailable,
   parseListing,
   reconcile,
 } from '@tandem/ipvs';
@@ -104,6 +105,11 @@ describe('ipvsadm backend: parsing recorded ipvsadm -L -n output', () => {
     await assert.rejects(b.apply(ops), (e: Error & { code: string; details: { exitCode: number } }) => e.code === 'E_IPVS_COMMAND' && /Destination already exists/.test(e.message) && e.details.exitCode === 0);
     answer = { exitCode: 2, ok: false, stderr: 'illegal weight specified\n' };
     await assert.rejects(b.apply(ops), /exit 2: illegal weight specified/);
+  });
+
+  it('tells whether the kernel has IPVS, whatever ipvsadm binaries are installed', () => {
+    assert.equal(kernelIpvsAvailable('/proc/self/status'), true);
+    assert.equal(kernelIpvsAvailable('/proc/net/no_such_file'), false);
   });
 
   it('createBackend knows ipvsadm, embedded and memory and refuses other names', () => {

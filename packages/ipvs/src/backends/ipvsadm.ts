@@ -36,6 +36,19 @@ export function findIpvsadm(candidates: readonly string[] = DEFAULT_PATHS): stri
   return undefined;
 }
 
+/**
+ * Whether this kernel has IPVS loaded (/proc/net/ip_vs exists). An installed ipvsadm alone says
+ * nothing: on a machine without the module it cannot even start ("Can't initialize ipvs").
+ */
+export function kernelIpvsAvailable(procFile = '/proc/net/ip_vs'): boolean {
+  try {
+    accessSync(procFile, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const FWD: Record<string, Forwarding> = { Masq: 'masq', Route: 'gate', Tunnel: 'ipip', Local: 'gate', Bypass: 'gate' };
 const PROTO: Record<string, Protocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
