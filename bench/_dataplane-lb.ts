@@ -1,11 +1,13 @@
 // The embedded balancer as its own process for bench/dataplane.ts:
 //   node bench/_dataplane-lb.ts VIP PORT SOURCE REAL1 REAL2 ...   (REAL = addr:port)
+// TANDEM_DP_ENGINE=raw|net|auto picks the TCP engine.
 // Prints `READY` once listening; answers `stats` on stdin with one JSON line.
 import { createInterface } from 'node:readline';
 import { createDataplane } from '../packages/ipvs/src/dataplane/index.ts';
 
 const [vip, port, source, ...reals] = process.argv.slice(2);
-const dp = createDataplane({ sourceAddress: source, onEvent: (e) => e.level !== 'debug' && console.error(`lb: ${e.code} ${e.message}`) });
+const engine = (process.env.TANDEM_DP_ENGINE ?? 'auto') as 'auto' | 'raw' | 'net';
+const dp = createDataplane({ engine, sourceAddress: source, onEvent: (e) => e.level !== 'debug' && console.error(`lb: ${e.code} ${e.message}`) });
 await dp.update({
   services: [
     {

@@ -1,4 +1,4 @@
-// `npm run bench -- dataplane [--duration S] [--rounds N] [--conns C] [--idle N]`
+// `npm run bench -- dataplane [--duration S] [--rounds N] [--conns C] [--idle N] [--engine raw|net]`
 //
 // wrk through the embedded balancer (tandem) and through HAProxy (mode tcp), same two nginx
 // backends, plus a direct baseline; keep-alive and `Connection: close`; interleaved rounds with a
@@ -26,6 +26,8 @@ const ROUNDS = opt('rounds', 3);
 const CONNS = opt('conns', 50);
 const IDLE = opt('idle', 10_000);
 const NODE = process.execPath;
+const ei = args.indexOf('--engine');
+const ENGINE = ei >= 0 ? args[ei + 1] : 'auto';
 
 const B1 = '127.0.1.1';
 const B2 = '127.0.1.2';
@@ -68,7 +70,7 @@ async function waitPort(host: string, port: number, timeoutMs = 10_000): Promise
 }
 
 function spawn(cmd: string, argv: string[], label: string): ResultPromise {
-  const p = execa(cmd, argv, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false });
+  const p = execa(cmd, argv, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, env: { TANDEM_DP_ENGINE: ENGINE } });
   p.stderr?.on('data', (d: Buffer) => {
     const s = String(d).trim();
     if (s) console.error(`[${label}] ${s}`);
@@ -320,6 +322,7 @@ async function main(): Promise<void> {
   opener.stdin!.end();
 
   const result = {
+    engine: afterLoad.engine ? 'raw' : 'net',
     duration_s: DURATION,
     rounds: ROUNDS,
     wrk_connections: CONNS,
