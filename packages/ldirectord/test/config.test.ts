@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, type Problem } from '@tandem/core';
-import { ALL_DIRECTIVES, LD_ERRORS, loadConfig, parseConfig, type LdConfig, type ParseEnv } from '@tandem/ldirectord';
+import { ALL_DIRECTIVES, LD_ERRORS, defaultBackendName, loadConfig, parseConfig, type LdConfig, type ParseEnv } from '@tandem/ldirectord';
 
 const names = {
   hosts: new Map([
@@ -542,5 +542,15 @@ describe('ldirectord config: ldirectord 4.12 quirks (reference/ldirectord-runs/p
     const a = ok(`checkinterval=1\n${V}`).virtuals[0]!.reals[0]!.id;
     const b = ok(`\n\n${V}`).virtuals[0]!.reals[0]!.id;
     assert.equal(a, b);
+  });
+});
+
+describe('ldirectord backend choice', () => {
+  it('ipvsadm only when the command and kernel IPVS are both there, else the embedded balancer', () => {
+    const has = (...paths: string[]) => (p: string) => paths.includes(p);
+    assert.equal(defaultBackendName(has('/sbin/ipvsadm', '/proc/net/ip_vs')), 'ipvsadm');
+    assert.equal(defaultBackendName(has('/usr/sbin/ipvsadm', '/sys/module/ip_vs')), 'ipvsadm');
+    assert.equal(defaultBackendName(has('/usr/sbin/ipvsadm'), () => false), 'embedded', 'ipvsadm without kernel IPVS (this machine)');
+    assert.equal(defaultBackendName(has('/proc/net/ip_vs')), 'embedded', 'no ipvsadm command');
   });
 });
