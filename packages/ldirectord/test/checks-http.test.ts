@@ -265,6 +265,25 @@ describe('checks: service=https against a Node HTTPS server with a self-signed c
   });
 });
 
+describe('checks: IPv6 reals (::1)', function () {
+  this.timeout(20_000);
+  it('http and connect checks reach a real on ::1; Host carries the bracketed address', async () => {
+    const seen: Seen[] = [];
+    const srv = http.createServer(handler(seen));
+    await new Promise<void>((r) => srv.listen(0, '::1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const v = await check(spec({ service: 'http', host: '::1', port, request: '/index.html', receive: 'Test Page' }));
+      assert.equal(v.up, true, v.reason);
+      assert.equal(seen[0]!.host, '[::1]');
+      const c = await check(spec({ checktype: 'connect', host: '::1', port }));
+      assert.equal(c.up, true, c.reason);
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+  });
+});
+
 describe('checks: service=http_proxy', function () {
   this.timeout(30_000);
   it('asks the real (a proxy) for the absolute URL of the request', async () => {
