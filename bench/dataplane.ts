@@ -322,7 +322,7 @@ async function main(): Promise<void> {
   opener.stdin!.end();
 
   const result = {
-    engine: afterLoad.engine ? 'raw' : 'net',
+    engine_raw: afterLoad.engine ? 1 : 0,
     duration_s: DURATION,
     rounds: ROUNDS,
     wrk_connections: CONNS,
