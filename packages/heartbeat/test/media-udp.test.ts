@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { Topology } from '../../../test/lab/netns.ts';
 import type { MediumConfig } from '../src/hacf.ts';
+import { createMedium, broadcastOf } from '../src/media/index.ts';
 
 const NODE = '/work/main/node_modules/.bin/node';
 const PEER = new URL('./media-peer.ts', import.meta.url).pathname;
@@ -36,6 +37,25 @@ async function until(pred: () => boolean, ms: number): Promise<boolean> {
   }
   return pred();
 }
+
+describe('media: interface lookup', () => {
+  it('computes the directed broadcast address like brd +', () => {
+    assert.equal(broadcastOf('10.77.0.1', '255.255.255.0'), '10.77.0.255');
+    assert.equal(broadcastOf('192.168.136.5', '255.255.254.0'), '192.168.137.255');
+    assert.equal(broadcastOf('172.25.42.130', '255.255.255.252'), '172.25.42.131');
+  });
+  for (const cfg of [
+    { type: 'bcast', dev: 'nosuchif0', port: 694, at },
+    { type: 'mcast', dev: 'nosuchif0', group: '239.1.1.1', port: 694, ttl: 1, loop: false, at },
+    { type: 'ucast', dev: 'nosuchif0', peer: '10.0.0.2', port: 694, at },
+  ] as MediumConfig[]) {
+    it(`${cfg.type} on a missing interface fails start with E_MEDIA_INTERFACE`, async () => {
+      const m = createMedium(cfg);
+      await assert.rejects(m.start(() => undefined), (e: Error & { code?: string }) => e.code === 'E_MEDIA_INTERFACE' && /nosuchif0/.test(e.message));
+      await m.close();
+    });
+  }
+});
 
 describe('media: bcast, mcast and ucast in network namespaces', function () {
   this.timeout(60_000);
