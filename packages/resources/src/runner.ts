@@ -20,7 +20,7 @@
  * right to left and the failure is reported with its exit code and output. A group stops right to
  * left; a failed stop is retried, then judged by status as ResourceManager does.
  */
-import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,42 +140,64 @@ function listDir(dir: string): string[] {
  */
 export const runAgentCommand: CommandRunner = async (command, args, opts = {}) => {
   const started = performance.now();
+  // Anonymous files: opened, then unlinked at once, so nothing is left behind even if tandem is
+  // killed while the agent runs.
   const dir = mkdtempSync(join(tmpdir(), 'tandem-agent-'));
-  const out = join(dir, 'stdout');
-  const err = join(dir, 'stderr');
+  const outFd = openSync(join(dir, 'stdout'), 'w+');
+  const errFd = openSync(join(dir, 'stderr'), 'w+');
+  rmSync(dir, { recursive: true, force: true });
   const timeoutMs = opts.timeoutMs ?? 30_000;
   let timedOut = false;
-  const child = execa(command, [...args], {
-    reject: false, env: opts.env, extendEnv: opts.extendEnv ?? true, cwd: opts.cwd ?? '/',
-    stdin: 'ignore', stdout: { file: out }, stderr: { file: err }, detached: true, cleanup: false,
-  });
-  const pid = child.pid;
-  const killGroup = (sig: NodeJS.Signals) => {
-    if (pid === undefined) return;
-    try { process.kill(-pid, sig); } catch { /* gone */ }
-  };
-  let hard: NodeJS.Timeout | undefined;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    killGroup('SIGTERM');
-    hard = setTimeout(() => killGroup('SIGKILL'), 2000);
-  }, timeoutMs);
-  const r = await child;
-  clearTimeout(timer);
-  if (hard) clearTimeout(hard);
-  // A script killed on timeout may leave members of its group behind: finish them.
-  if (timedOut && pid !== undefined && processAlive(pid)) killGroup('SIGKILL');
-  const read = (f: string) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } };
-  const stdout = read(out);
-  const stderr = read(err);
-  rmSync(dir, { recursive: true, force: true });
-  const code = (r as { code?: string }).code;
-  const spawnError = code && r.exitCode === undefined && !r.signal ? `${code}: ${r.shortMessage}` : undefined;
-  return {
-    command, args, exitCode: r.exitCode, signal: r.signal ?? undefined, stdout, stderr, timedOut, spawnError,
-    durationMs: performance.now() - started, ok: r.exitCode === 0 && !timedOut,
-  };
+  try {
+    // File descriptors go to the child as they are (Node's stdio accepts them; execa's types do not
+    // list them for stdout/stderr): a daemon the script leaves behind holds a file, not a pipe.
+    const fdOut = outFd as unknown as 'inherit';
+    const fdErr = errFd as unknown as 'inherit';
+    const child = execa(command, [...args], {
+      reject: false, env: opts.env, extendEnv: opts.extendEnv ?? true, cwd: opts.cwd ?? '/',
+      stdin: 'ignore', stdout: fdOut, stderr: fdErr, detached: true, cleanup: false,
+    });
+    const pid = child.pid;
+    const killGroup = (sig: NodeJS.Signals) => {
+      if (pid === undefined) return;
+      try { process.kill(-pid, sig); } catch { /* gone */ }
+    };
+    let hard: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup('SIGTERM');
+      hard = setTimeout(() => killGroup('SIGKILL'), 2000);
+    }, timeoutMs);
+    const r = await child;
+    clearTimeout(timer);
+    if (hard) clearTimeout(hard);
+    // A script killed on timeout may leave members of its group behind: finish them.
+    if (timedOut && pid !== undefined && processAlive(pid)) killGroup('SIGKILL');
+    const stdout = readAll(outFd);
+    const stderr = readAll(errFd);
+    const code = (r as { code?: string }).code;
+    const spawnError = code && r.exitCode === undefined && !r.signal ? `${code}: ${r.shortMessage}` : undefined;
+    return {
+      command, args, exitCode: r.exitCode, signal: r.signal ?? undefined, stdout, stderr, timedOut, spawnError,
+      durationMs: performance.now() - started, ok: r.exitCode === 0 && !timedOut,
+    };
+  } finally {
+    closeSync(outFd);
+    closeSync(errFd);
+  }
 };
+
+function readAll(fd: number): string {
+  const size = fstatSync(fd).size;
+  const buf = Buffer.alloc(size);
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, buf, off, size - off, off);
+    if (n <= 0) break;
+    off += n;
+  }
+  return buf.subarray(0, off).toString('utf8');
+}
 
 /** ResourceManager's we_own_resource(): the status output says running or OK, and not "not running". */
 export function outputSaysRunning(output: string): boolean {

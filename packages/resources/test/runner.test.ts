@@ -17,7 +17,11 @@ echo "$name $mode $1" | sed 's/  / /' >> "$TRACE"
 state="$STATE_DIR/$name"
 case "$1" in
   start)
-    case "$mode" in failstart) echo "cannot start $name: port in use" >&2; exit 7;; slow) sleep 30 & echo $! > "$STATE_DIR/sleeper.pid"; wait;; esac
+    case "$mode" in
+      failstart) echo "cannot start $name: port in use" >&2; exit 7;;
+      slow) sleep 30 & echo $! > "$STATE_DIR/sleeper.pid"; wait;;
+      daemon) sleep 30 & echo $! > "$STATE_DIR/daemon.pid";;
+    esac
     : > "$state"; echo "started $name";;
   stop)
     case "$mode" in
@@ -133,6 +137,15 @@ describe('agent runner (fixture scripts, real processes)', function () {
       if (alive) await new Promise((res) => setTimeout(res, 50));
     }
     assert.equal(alive, false, 'the agent\'s child was killed with it');
+  });
+
+  it('finishes when the script exits even though the daemon it started keeps stdout open', async () => {
+    const r = await runner.startGroup(group('node1 trace::d::daemon\n'));
+    assert.equal(r.ok, true);
+    assert.match(r.steps.at(-1)!.output, /started d/);
+    const pid = Number(readFileSync(join(stateDir, 'daemon.pid'), 'utf8'));
+    assert.equal(processAlive(pid), true, 'the daemon still runs after the start returned');
+    process.kill(pid, 'SIGKILL');
   });
 
   it('runs LSB init scripts with exit-code status (0 running, 3 stopped); resource.d wins over init.d', async () => {
