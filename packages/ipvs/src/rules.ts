@@ -383,7 +383,7 @@ export function parseIpvsadmArgs(argv: readonly string[], opts: ParseOptions = {
     cmd.daemonState = v as 'master' | 'backup';
   }
 
-  const take = (o: OptionSpec, value: string | undefined, written: string): void => {
+  const take = (o: OptionSpec, value: string | undefined): void => {
     if (seen.has(o.name)) fail(`multiple '${o.name}' options specified`);
     seen.add(o.name);
     switch (o.name) {
@@ -494,7 +494,6 @@ export function parseIpvsadmArgs(argv: readonly string[], opts: ParseOptions = {
         tunPortGiven = true;
         return;
       default:
-        void written;
         return;
     }
   };
@@ -511,22 +510,22 @@ export function parseIpvsadmArgs(argv: readonly string[], opts: ParseOptions = {
         continue;
       }
       if (o.arg === 'none') {
-        take(o, undefined, token);
+        take(o, undefined);
         continue;
       }
       const rest = bundle.slice(i + 1);
       if (rest !== '') {
-        take(o, rest, token);
+        take(o, rest);
         return;
       }
       if (o.arg === 'optional') {
         const next = args[0];
-        take(o, next !== undefined && !next.startsWith('-') ? args.shift() : undefined, token);
+        take(o, next !== undefined && !next.startsWith('-') ? args.shift() : undefined);
         return;
       }
       const next = args.shift();
       if (next === undefined) throw new IpvsadmExit(255, `${token}: missing argument`);
-      take(o, next, token);
+      take(o, next);
       return;
     }
   };
@@ -547,16 +546,16 @@ export function parseIpvsadmArgs(argv: readonly string[], opts: ParseOptions = {
       if (!o) throw new IpvsadmExit(255, `${a}: unknown option`);
       if (o.arg === 'none') {
         if (inline !== undefined) throw new IpvsadmExit(255, `${a}: option does not take an argument`);
-        take(o, undefined, a);
+        take(o, undefined);
       } else if (inline !== undefined) {
-        take(o, inline, a);
+        take(o, inline);
       } else if (o.arg === 'optional') {
         const next = args[0];
-        take(o, next !== undefined && !next.startsWith('-') ? args.shift() : undefined, a);
+        take(o, next !== undefined && !next.startsWith('-') ? args.shift() : undefined);
       } else {
         const next = args.shift();
         if (next === undefined) throw new IpvsadmExit(255, `${a}: missing argument`);
-        take(o, next, a);
+        take(o, next);
       }
       continue;
     }
