@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Counters, RealStats, TableStats } from '@tandem/ipvs';
 import { IpvsDaemon, realId, serviceId } from '@tandem/ipvs';
 import { type CliRun, type RealIpvsadm, cli, realIpvsadm, stubDataplane } from './helpers.ts';
@@ -234,6 +235,9 @@ describe('tandem-ipvsadm against Debian ipvsadm 1.31 (real tool over a fake kern
     real = realIpvsadm();
     // Both are Debian packages of test/debian-packages.txt; without them there is nothing to compare with.
     if (!real) this.skip();
+  });
+  after(() => {
+    if (real) rmSync(dirname(real.state), { recursive: true, force: true });
   });
 
   it('answers a sequence of 180 commands with the same output, messages and exit codes', async () => {
