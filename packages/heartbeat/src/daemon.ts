@@ -41,7 +41,8 @@
  *   (`--max-semi-space-size`) so each scavenge is short, and caps the old space so a leak ends in a
  *   crash rather than in swapping (see cli/heartbeat.ts).
  * - Realtime priority, as heartbeat 3.0.6 (`realtime`, on by default): every thread of the process
- *   runs SCHED_RR 1 (`chrt -a -r -p 1 PID`), or SCHED_FIFO N with `rtprio N`. Measured (bench/detect,
+ *   runs SCHED_RR 1 (`chrt -a -R -r -p 1 PID`), or SCHED_FIFO N with `rtprio N`; with reset-on-fork,
+ *   so resource scripts and the programs they start run at normal priority. Measured (bench/detect,
  *   README): at nice -10 a loaded 2-core machine still delayed the event loop by 200+ ms and caused
  *   false deaths at 20ms/100ms; at realtime priority the daemon preempts the load. All threads,
  *   because the event loop waits for V8's GC helper threads (a helper left behind a CPU hog is a
@@ -459,9 +460,11 @@ export class HeartbeatDaemon {
     const c = this.config;
     if (c.realtime === false) return;
     const pid = String(process.pid);
+    // -R (SCHED_RESET_ON_FORK): resource scripts, respawned programs and the daemons they start
+    // (ldirectord, ...) must not inherit realtime priority; heartbeat resets its children likewise.
     const rt = c.rtprio !== undefined
-      ? await runCommand('chrt', ['-a', '-f', '-p', String(c.rtprio), pid], { timeoutMs: 5000 })
-      : await runCommand('chrt', ['-a', '-r', '-p', '1', pid], { timeoutMs: 5000 });
+      ? await runCommand('chrt', ['-a', '-R', '-f', '-p', String(c.rtprio), pid], { timeoutMs: 5000 })
+      : await runCommand('chrt', ['-a', '-R', '-r', '-p', '1', pid], { timeoutMs: 5000 });
     if (rt.ok) {
       this.logger.info(c.rtprio !== undefined ? `running at realtime priority SCHED_FIFO ${c.rtprio}` : 'running at realtime priority SCHED_RR 1');
       return;

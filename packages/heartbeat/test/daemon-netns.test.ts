@@ -73,8 +73,9 @@ describe('heartbeat daemons in network namespaces (ucast, real processes)', func
     const peers = ['10.77.0.1', '10.77.0.2'];
     const n1 = writeNode(dir, 'node1', peers);
     const n2 = writeNode(dir, 'node2', peers);
-    const args = (n: typeof n1, name: string) => [HEARTBEAT, '-f', '-l', '-M', '--config-dir', n.configDir, '--socket', n.socket,
-      '--pid-file', join(dir, name, 'hb.pid'), '--state-dir', join(dir, name, 'state')];
+    // node1 runs with heartbeat's default realtime scheduling, node2 with -l (none).
+    const args = (n: typeof n1, name: string) => [HEARTBEAT, '-f', ...(name === 'node2' ? ['-l'] : []), '-M', '--config-dir', n.configDir,
+      '--socket', n.socket, '--pid-file', join(dir, name, 'hb.pid'), '--state-dir', join(dir, name, 'state')];
     const p1 = topo.spawn('n1', NODE, args(n1, 'node1'), { label: 'node1' });
     const p2 = topo.spawn('n2', NODE, args(n2, 'node2'), { label: 'node2' });
     let err1 = '';
@@ -82,6 +83,14 @@ describe('heartbeat daemons in network namespaces (ucast, real processes)', func
 
     await until('node1 sees node2 active', async () => ((await peerState(n1.socket, 'node2')) === 'active' ? true : undefined));
     await until('node2 sees node1 active', async () => ((await peerState(n2.socket, 'node1')) === 'active' ? true : undefined));
+
+    // Realtime for every thread, and not inherited by the programs it starts (reset-on-fork).
+    const sched = await until('realtime scheduling', async () => {
+      const r = await execa('chrt', ['-p', String(p1.pid)], { reject: false });
+      return /SCHED_RR\|SCHED_RESET_ON_FORK/.test(r.stdout) ? r.stdout : undefined;
+    });
+    assert.match(sched, /priority: 1/);
+    assert.match((await execa('chrt', ['-p', String(p2.pid)])).stdout, /SCHED_OTHER/);
 
     const hb = await clStatus(n1.socket, 'hbstatus');
     assert.equal(hb.stdout, 'Heartbeat is running on this machine.');
