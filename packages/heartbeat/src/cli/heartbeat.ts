@@ -236,6 +236,11 @@ async function runForeground(a: HeartbeatArgs, io: Out): Promise<number> {
     console: a.verbose, level: a.debug + hc.debug > 0 ? 'debug' : 'info',
   });
   if (noLog) logger.info('No log entry found in ha.cf -- logging to syslog facility daemon');
+  // A detached daemon has no terminal: a crash must at least reach the log.
+  process.on('uncaughtException', (err) => {
+    logger.error(`uncaught exception: ${err.stack ?? err.message}`);
+    void logger.close().finally(() => process.exit(1));
+  });
   try {
     claimPidFile(a.pidFile);
   } catch (err) {
