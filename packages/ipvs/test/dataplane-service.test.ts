@@ -112,4 +112,12 @@ describe('dataplane service state (pure, virtual time)', () => {
     assert.equal(c.snapshot().cps, 0);
     assert.equal(c.snapshot().conns, 0);
   });
+
+  it('an unknown scheduler is refused and leaves the service as it was', () => {
+    const v = svc();
+    const s = state(v);
+    assert.throws(() => s.reconfigure({ ...v, scheduler: 'wrrr', persistence: { timeoutS: 60 } }), /unknown scheduler wrrr/);
+    assert.equal(s.sched.schedulerName, 'rr');
+    assert.equal(s.config.persistence, undefined);
+  });
 });

@@ -94,8 +94,9 @@ export class ServiceState {
 
   /** Applies a new version of the service: scheduler, flags, persistence, reals (ipvsadm -E/-a/-e/-d). */
   reconfigure(next: VirtualService): void {
-    this.config = next;
+    // First, because an unknown scheduler throws and must leave the service as it was.
     this.sched.setScheduler(next.scheduler);
+    this.config = next;
     this.sched.setFlags(next.schedFlags ?? []);
     this.#mask = persistMask(next.persistence?.netmask);
     if (!next.persistence) this.#templates.clear();
