@@ -20,6 +20,8 @@ export type ControlHandler = (req: ControlRequest) => Promise<ControlReply> | Co
 export interface ControlServerOptions {
   /** A group name or gid that may also use the socket (mode 0660). */
   group?: number | undefined;
+  /** Longest request line accepted; a longer one closes the connection. Default 1 MiB. */
+  maxRequestBytes?: number | undefined;
 }
 
 export interface ControlServer {
@@ -35,6 +37,7 @@ export async function startControlServer(path: string, handler: ControlHandler, 
     if (live) throw new TandemError('E_PIDFILE_RUNNING', `another daemon answers on ${path}`, { hint: 'stop it first' });
     unlinkSync(path);
   }
+  const maxRequestBytes = opts.maxRequestBytes ?? 1 << 20;
   const sockets = new Set<Socket>();
   const server: Server = createServer((sock) => {
     sockets.add(sock);
@@ -44,7 +47,7 @@ export async function startControlServer(path: string, handler: ControlHandler, 
     sock.setEncoding('utf8');
     sock.on('data', (chunk: string) => {
       buf += chunk;
-      if (buf.length > 1 << 20) return sock.destroy();
+      if (buf.length > maxRequestBytes) return sock.destroy();
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
