@@ -254,7 +254,8 @@ export class IpvsDaemon {
 
   /** Answers on a unix socket (mode 0600, or 0660 for `group`). */
   listen(path: string, group?: number): Promise<ControlServer> {
-    return startControlServer(path, (req) => this.handle(req), group === undefined ? {} : { group });
+    // A batch of tens of thousands of operations (an ldirectord start, a large -R) is one request.
+    return startControlServer(path, (req) => this.handle(req), { maxRequestBytes: 256 << 20, ...(group === undefined ? {} : { group }) });
   }
 
   async close(): Promise<void> {

@@ -184,8 +184,7 @@ export function tableToOps(t: IpvsTable): IpvsOp[] {
 export function applyOps(table: IpvsTable, ops: readonly IpvsOp[]): IpvsTable {
   const services = copyServices(table);
   ops.forEach((op, i) => applyOne(services, op, i));
-  // Insertion order is kept (the kernel lists in its own order and ipvsadm sorts when printing).
-  return { services: [...services.values()] };
+  return toTable(services);
 }
 
 /**
@@ -204,24 +203,38 @@ export function applyEach(table: IpvsTable, ops: readonly IpvsOp[]): { table: Ip
       throw err;
     }
   });
-  return { table: { services: [...services.values()] }, errors };
+  return { table: toTable(services), errors };
 }
 
-function copyServices(table: IpvsTable): Map<string, VirtualService> {
-  const services = new Map<string, VirtualService>();
-  for (const s of table.services) services.set(serviceId(s), { ...s, reals: s.reals.map((r) => ({ ...r })) });
+/** A service while a batch is applied: its reals by id, so that a batch of N reals costs O(N). */
+interface Work {
+  svc: VirtualService;
+  reals: Map<string, RealServer>;
+}
+
+function copyServices(table: IpvsTable): Map<string, Work> {
+  const services = new Map<string, Work>();
+  for (const s of table.services) services.set(serviceId(s), { svc: s, reals: new Map(s.reals.map((r) => [realId(r), r])) });
   return services;
 }
 
-function applyOne(services: Map<string, VirtualService>, op: IpvsOp, i: number): void {
+// Insertion order is kept, of services and of reals, an edit keeping its place (the kernel lists
+// in its own order and ipvsadm sorts when printing). Entries are replaced, never changed in place,
+// so the input table is untouched.
+function toTable(services: Map<string, Work>): IpvsTable {
+  return { services: [...services.values()].map((w) => ({ ...w.svc, reals: [...w.reals.values()] })) };
+}
+
+function applyOne(services: Map<string, Work>, op: IpvsOp, i: number): void {
   switch (op.op) {
     case 'add-service': {
       const svc = normalizeService(op.service, i);
       const id = serviceId(svc);
       if (services.has(id)) throw tableError('E_IPVS_SERVICE_EXISTS', id, i);
       // Reals given with the service are validated before anything changes: one op, one outcome.
-      for (const r of op.service.reals ?? []) addReal(svc, r, i);
-      services.set(id, svc);
+      const work: Work = { svc, reals: new Map() };
+      for (const r of op.service.reals ?? []) addReal(work, r, i);
+      services.set(id, work);
       return;
     }
     case 'edit-service': {
@@ -229,7 +242,7 @@ function applyOne(services: Map<string, VirtualService>, op: IpvsOp, i: number):
       const id = serviceId(svc);
       const have = services.get(id);
       if (!have) throw tableError('E_IPVS_NO_SERVICE', id, i);
-      services.set(id, { ...svc, reals: have.reals });
+      have.svc = svc;
       return;
     }
     case 'delete-service': {
@@ -241,20 +254,19 @@ function applyOne(services: Map<string, VirtualService>, op: IpvsOp, i: number):
     case 'edit-real':
     case 'delete-real': {
       const id = serviceId(normalizeKey(op.key, i));
-      const svc = services.get(id);
-      if (!svc) throw tableError('E_IPVS_SERVICE_NOT_DEFINED', id, i);
-      if (op.op === 'add-real') return addReal(svc, op.real, i);
+      const work = services.get(id);
+      if (!work) throw tableError('E_IPVS_SERVICE_NOT_DEFINED', id, i);
+      if (op.op === 'add-real') return addReal(work, op.real, i);
       if (op.op === 'edit-real') {
-        const r = normalizeReal(svc, op.real, i);
-        const at = svc.reals.findIndex((x) => realId(x) === realId(r));
-        if (at < 0) throw tableError('E_IPVS_NO_DEST', `${realId(r)} in ${id}`, i);
-        svc.reals[at] = r;
+        const r = normalizeReal(work.svc, op.real, i);
+        const rid = realId(r);
+        if (!work.reals.has(rid)) throw tableError('E_IPVS_NO_DEST', `${rid} in ${id}`, i);
+        work.reals.set(rid, r);
         return;
       }
       const address = canonicalAddress(op.address);
-      const at = address === undefined ? -1 : svc.reals.findIndex((x) => x.address === address && x.port === op.port);
-      if (at < 0) throw tableError('E_IPVS_NO_DEST', `${op.address}:${op.port} in ${id}`, i);
-      svc.reals.splice(at, 1);
+      const rid = address === undefined ? undefined : realId({ address, port: op.port });
+      if (rid === undefined || !work.reals.delete(rid)) throw tableError('E_IPVS_NO_DEST', `${op.address}:${op.port} in ${id}`, i);
       return;
     }
     default: {
@@ -264,10 +276,11 @@ function applyOne(services: Map<string, VirtualService>, op: IpvsOp, i: number):
   }
 }
 
-function addReal(svc: VirtualService, real: RealServer, i: number): void {
-  const r = normalizeReal(svc, real, i);
-  if (svc.reals.some((x) => realId(x) === realId(r))) throw tableError('E_IPVS_DEST_EXISTS', `${realId(r)} in ${serviceId(svc)}`, i);
-  svc.reals.push(r);
+function addReal(work: Work, real: RealServer, i: number): void {
+  const r = normalizeReal(work.svc, real, i);
+  const rid = realId(r);
+  if (work.reals.has(rid)) throw tableError('E_IPVS_DEST_EXISTS', `${rid} in ${serviceId(work.svc)}`, i);
+  work.reals.set(rid, r);
 }
 
 /** The table with every service and real removed (ipvsadm -C). */

@@ -67,6 +67,13 @@ describe('IpvsDaemon (in process)', () => {
       const bad = join(dir, 'bad.rules');
       writeFileSync(bad, readFileSync(join(EXAMPLES, 'sysconfig-ipvsadm'), 'utf8') + '-a -t 192.168.136.10:80 -r 192.168.136.11:80 -i\n');
       await assert.rejects(d.restoreFile(bad), /bad\.rules: rule 7 refused: Destination already exists/);
+      // 10,000 reals in one batch is one request (about 1.5 MB of JSON), applied whole.
+      const big: TableCommand[] = [add];
+      for (let i = 0; i < 10_000; i++) big.push({ op: 'add-real', key: V, real: { address: `10.1.${i >> 8}.${i & 255}`, port: 80, forwarding: 'masq', weight: 1 } });
+      const r10k = await c.exec(big, 'atomic');
+      assert.equal(r10k.results.filter((x) => x.ok).length, 10_001);
+      assert.equal((await c.read()).services[0]!.reals.length, 10_000);
+      await c.exec([{ op: 'clear' }], 'atomic');
       assert.deepEqual(d.table, { services: [] });
     } finally {
       await server.close();
