@@ -39,8 +39,8 @@ describe('haresources failover between two tandem heartbeat daemons in network n
   function writeNode(name: string, extra: string[] = ['auto_failback on']): void {
     const c = conf(name);
     mkdirSync(c.configDir, { recursive: true });
-    // The node's own address first (see packages/resources/README.md, known daemon issue).
-    const ucast = name === 'node1' ? ['10.78.0.1', '10.78.0.2'] : ['10.78.0.2', '10.78.0.1'];
+    // The peer's address first: the graceful stop's last datagrams must leave before its medium closes.
+    const ucast = name === 'node1' ? ['10.78.0.2', '10.78.0.1'] : ['10.78.0.1', '10.78.0.2'];
     writeFileSync(join(c.configDir, 'ha.cf'), [
       'keepalive 200ms', 'deadtime 2', 'warntime 1', 'initdead 4', 'udpport 694',
       ...ucast.map((a) => `ucast eth0 ${a}`), ...extra, 'node node1 node2', `logfile ${c.log}`, '',
@@ -63,7 +63,9 @@ describe('haresources failover between two tandem heartbeat daemons in network n
   const tool = (name: string, cmd: string, args: string[]) => execa(join(BIN, cmd), ['--socket', conf(name).socket, ...args], { reject: false });
   const mac = async (host: string) => /link\/ether ([0-9a-f:]+)/.exec(String((await topo.exec(topo.ns(host), 'ip', ['link', 'show', 'eth0'])).stdout))![1]!;
   const clientSees = async (host: string) => String((await topo.exec(topo.ns('cl'), 'ip', ['neigh', 'show', VIP, 'dev', 'eth0'])).stdout).includes(await mac(host));
-  const ping = async () => (await topo.exec(topo.ns('cl'), 'ping', ['-c', '1', '-W', '1', VIP], { reject: false })).exitCode === 0;
+  // Up to three echo requests: on a loaded machine the first may leave before the new holder's
+  // gratuitous ARP has reached the client.
+  const ping = async () => (await topo.exec(topo.ns('cl'), 'ping', ['-c', '3', '-i', '0.5', '-W', '2', VIP], { reject: false })).exitCode === 0;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'failover-'));

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:dgram';
 import type { Medium, Received } from '../types.ts';
 import { ifaceIPv4 } from './iface.ts';
-import { bindSocket, closePair, udpSocket, wirePair, type MediumOptions } from './udp.ts';
+import { bindSocket, closePair, udpSocket, wirePair, type MediumOptions, sendTracked } from './udp.ts';
 
 export interface BcastSpec { dev: string; port: number }
 
@@ -29,7 +29,7 @@ export function createBcastMedium(spec: BcastSpec, opts: MediumOptions = {}): Me
       wirePair(recv, send, ifa.address, spec.dev, onPacket, opts);
     },
     send(packet: Buffer): void {
-      send?.send(packet, spec.port, target, (err) => err && opts.onError?.(err));
+      if (send) sendTracked(send, packet, spec.port, target, opts.onError);
     },
     async close(): Promise<void> {
       const r = recv, s = send;

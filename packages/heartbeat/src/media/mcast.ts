@@ -7,7 +7,7 @@
 import type { Socket } from 'node:dgram';
 import type { Medium, Received } from '../types.ts';
 import { ifaceIPv4 } from './iface.ts';
-import { bindSocket, closePair, udpSocket, wirePair, type MediumOptions } from './udp.ts';
+import { bindSocket, closePair, udpSocket, wirePair, type MediumOptions, sendTracked } from './udp.ts';
 
 export interface McastSpec { dev: string; group: string; port: number; ttl: number; loop: boolean }
 
@@ -30,7 +30,7 @@ export function createMcastMedium(spec: McastSpec, opts: MediumOptions = {}): Me
       wirePair(recv, send, ifa.address, spec.dev, onPacket, opts);
     },
     send(packet: Buffer): void {
-      send?.send(packet, spec.port, spec.group, (err) => err && opts.onError?.(err));
+      if (send) sendTracked(send, packet, spec.port, spec.group, opts.onError);
     },
     async close(): Promise<void> {
       const r = recv, s = send;

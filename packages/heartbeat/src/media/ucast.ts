@@ -9,7 +9,7 @@
 import type { Socket } from 'node:dgram';
 import type { Medium, Received } from '../types.ts';
 import { ifaceIPv4, localIPv4 } from './iface.ts';
-import { bindSocket, closeSocket, from, udpSocket, type MediumOptions } from './udp.ts';
+import { bindSocket, closeSocket, from, sendTracked, udpSocket, type MediumOptions } from './udp.ts';
 
 export interface UcastSpec { dev: string; peer: string; port: number }
 
@@ -76,7 +76,7 @@ export function createUcastMedium(spec: UcastSpec, opts: MediumOptions = {}): Me
     },
     send(packet: Buffer): void {
       if (toSelf) return;
-      send?.send(packet, spec.port, spec.peer, (err) => err && opts.onError?.(err));
+      if (send) sendTracked(send, packet, spec.port, spec.peer, opts.onError);
     },
     async close(): Promise<void> {
       const s = send;

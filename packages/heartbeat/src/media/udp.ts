@@ -25,8 +25,40 @@ export function bindSocket(sock: Socket, address: string, port: number, what: st
   });
 }
 
-export function closeSocket(sock: Socket | undefined): Promise<void> {
-  if (!sock) return Promise.resolve();
+const inflight = new WeakMap<Socket, { n: number; idle: (() => void)[] }>();
+
+/**
+ * Sends and counts the datagram until libuv reports it written. A graceful stop sends its last
+ * packets (`shutdone`, `status dead`) and closes the media right after: closing a socket cancels
+ * sends still queued on it, and the peer would then wait for deadtime instead of taking over at once.
+ */
+export function sendTracked(sock: Socket, packet: Buffer, port: number, address: string, onError?: (err: Error) => void): void {
+  let st = inflight.get(sock);
+  if (!st) inflight.set(sock, (st = { n: 0, idle: [] }));
+  const state = st;
+  state.n++;
+  sock.send(packet, port, address, (err) => {
+    if (err) onError?.(err);
+    if (--state.n === 0) for (const f of state.idle.splice(0)) f();
+  });
+}
+
+/** Resolves when every tracked send on the socket has been written, or after maxMs. */
+function drained(sock: Socket, maxMs = 250): Promise<void> {
+  const st = inflight.get(sock);
+  if (!st || st.n === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, maxMs);
+    st.idle.push(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+export async function closeSocket(sock: Socket | undefined): Promise<void> {
+  if (!sock) return;
+  await drained(sock);
   return new Promise((resolve) => {
     try {
       sock.close(() => resolve());
