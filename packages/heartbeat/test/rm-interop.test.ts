@@ -94,9 +94,8 @@ describe('mixed pair: a real heartbeat 3.0.6 node and a tandem node hand their g
     mkdirSync(state(), { recursive: true });
     const agent = AGENT.replaceAll('@STATE@', state());
     const haresources = 'node1 rtrace::g1\nnode2 rtrace::g2\n';
-    // The tandem node lists its own address first: with the peer's medium first, the daemon closes
-    // that send socket before the last datagrams (shutdone, status dead) have left (dgram send is
-    // asynchronous), and the peer then takes over only after deadtime (reported to the media owner).
+    // The tandem node lists the peer first: its graceful stop must still get shutdone and status dead
+    // out before the medium closes, or the real peer would take over only after deadtime.
     const hacf = (log: string, ucast: string[]) => [
       `logfile ${log}`, 'keepalive 500ms', 'deadtime 3', 'warntime 2', 'initdead 8', 'udpport 694',
       ...ucast.map((a) => `ucast eth0 ${a}`), 'auto_failback on', 'node node1', 'node node2',
@@ -116,7 +115,7 @@ describe('mixed pair: a real heartbeat 3.0.6 node and a tandem node hand their g
     const tconf = join(dir, 'tandem', 'ha.d');
     mkdirSync(tconf, { recursive: true });
     mkdirSync(join(dir, 'tandem', 'resource.d'), { recursive: true });
-    writeFileSync(join(tconf, 'ha.cf'), [...hacf(join(dir, 'tandem', 'ha-log'), ['10.79.0.2', '10.79.0.1']), ''].join('\n'));
+    writeFileSync(join(tconf, 'ha.cf'), [...hacf(join(dir, 'tandem', 'ha-log'), ['10.79.0.1', '10.79.0.2']), ''].join('\n'));
     writeFileSync(join(tconf, 'authkeys'), `auth 1\n1 sha1 ${SECRET}\n`);
     chmodSync(join(tconf, 'authkeys'), 0o600);
     writeFileSync(join(tconf, 'haresources'), haresources);
