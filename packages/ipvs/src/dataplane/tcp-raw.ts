@@ -445,7 +445,12 @@ export function sweepConnecting(env: Env, now: number): void {
 function onConnection(this: Handle, err: number, cli: Handle | undefined): void {
   const l = this[LISTENER]!;
   if (err !== 0 || !cli) {
-    l.env.event('warn', 'W_IPVS_ACCEPT', `${l.svc.id}: accept failed: ${errName(err)}`, l.svc.id);
+    // Rate-limited: running out of descriptors fails every accept until connections end.
+    const now = l.env.clock.now();
+    if (now - l.lastAcceptWarning >= 10_000) {
+      l.lastAcceptWarning = now;
+      l.env.event('warn', 'W_IPVS_ACCEPT', `${l.svc.id}: accept failed: ${errName(err)}`, l.svc.id);
+    }
     return;
   }
   const c = new RawConn(cli, l.svc, l.env);
@@ -464,6 +469,7 @@ function onConnection(this: Handle, err: number, cli: Handle | undefined): void 
 export class RawTcpListener {
   svc: ServiceState;
   readonly env: Env;
+  lastAcceptWarning = -Infinity;
   #handle: Handle | undefined;
 
   constructor(svc: ServiceState, env: Env) {
