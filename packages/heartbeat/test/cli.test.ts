@@ -81,6 +81,14 @@ describe('heartbeat command', function () {
       assert.equal(h.exitCode, 6);
       assert.match(h.stdout, /haresources:2: .*node3/);
     });
+
+    it('a haresources agent that is not installed is a warning naming file and line', async () => {
+      const dir = configDir(root, { haresources: 'node1 IPaddr::10.0.0.8/24/eth0 nosuchagent\n' });
+      const r = await run('heartbeat', ['configtest', '--config-dir', dir]);
+      assert.equal(r.exitCode, 0, r.stdout);
+      assert.match(r.stdout, /haresources:1: warning: .*no executable agent "nosuchagent".*\[E_HARES_AGENT_NOT_FOUND\]/);
+      assert.doesNotMatch(r.stdout, /"IPaddr"/);
+    });
   });
 
   describe('daemon lifecycle', () => {
@@ -102,7 +110,16 @@ describe('heartbeat command', function () {
 
       const cl = await run('cl_status', ['--socket', sock, 'hbstatus']);
       assert.deepEqual([cl.stdout, cl.exitCode], ['Heartbeat is running on this machine.', 0]);
-      assert.equal((await run('cl_status', ['--socket', sock, 'nodestatus', 'node1'])).stdout, 'active');
+      // The local node is 'up' until its peer is heard or initdead (4 s here) has passed, then 'active'.
+      let state = '';
+      for (let i = 0; i < 60 && state !== 'active'; i++) {
+        state = (await run('cl_status', ['--socket', sock, 'nodestatus', 'node1'])).stdout;
+        if (state !== 'active') {
+          assert.equal(state, 'up');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      assert.equal(state, 'active');
 
       const again = await run('heartbeat', ['start', ...common]);
       assert.equal(again.exitCode, 0);

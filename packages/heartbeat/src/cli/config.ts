@@ -102,7 +102,10 @@ export async function loadConfig(
         const mod = (await import('@tandem/resources')) as typeof import('@tandem/resources');
         const { ProblemSink } = await import('@tandem/core');
         const sink = new ProblemSink(hares);
-        mod.parseHaresources(readFileSync(hares, 'utf8'), hares, { nodes: haConfig?.nodes }, sink);
+        const parsed = mod.parseHaresources(readFileSync(hares, 'utf8'), hares, { nodes: haConfig?.nodes }, sink);
+        // A missing agent depends on the machine: a warning here, as heartbeat's own check is.
+        const { agentDirs } = await import('../rm/index.ts');
+        mod.checkAgents(parsed.groups, new mod.AgentRunner(agentDirs(configDir)), sink);
         problems.push(...sink.problems);
         notes.push(`${hares} checked`);
       } catch (err) {

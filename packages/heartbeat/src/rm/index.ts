@@ -201,6 +201,14 @@ export class HaresourcesManager implements ResourceManagerPlugin {
   }
 }
 
+/** Where agents are looked up for a config dir: its resource.d, the repository's, then init.d (env overrides). */
+export function agentDirs(configDir: string): { resourceDirs: string[]; initDirs: string[] } {
+  return {
+    resourceDirs: envDirs('TANDEM_RESOURCE_DIRS') ?? [join(configDir, 'resource.d'), REPO_RESOURCE_DIR],
+    initDirs: envDirs('TANDEM_INIT_DIRS') ?? [...DEFAULT_INIT_DIRS],
+  };
+}
+
 function envDirs(name: string): string[] | undefined {
   const v = process.env[name];
   return v ? v.split(':').filter(Boolean) : undefined;
@@ -219,8 +227,7 @@ export function createResourceManager(args: ResourceManagerFactoryArgs): Resourc
   const env: Record<string, string> = {};
   for (const [k, v] of cfg.env) env[`HA_${k}`] = v;
   const runner = new AgentRunner({
-    resourceDirs: envDirs('TANDEM_RESOURCE_DIRS') ?? [join(args.configDir, 'resource.d'), REPO_RESOURCE_DIR],
-    initDirs: envDirs('TANDEM_INIT_DIRS') ?? DEFAULT_INIT_DIRS,
+    ...agentDirs(args.configDir),
     env: { ...env, HA_CURHOST: args.nodeName },
     logger: args.logger,
   });
