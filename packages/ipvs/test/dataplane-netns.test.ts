@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
+import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,6 +17,22 @@ describe('dataplane: listening on a virtual address that is not local yet (netns
   let made = false;
 
   before(async function () {
+    // Namespaces of an earlier run that was killed before its after hook (its pid is gone).
+    let names: string[] = [];
+    try {
+      names = readdirSync('/run/netns');
+    } catch {
+      // no namespaces yet
+    }
+    for (const n of names) {
+      const m = /^tdp(\d+)-[a-z0-9]+$/.exec(n);
+      if (!m) continue;
+      try {
+        process.kill(Number(m[1]), 0);
+      } catch {
+        await execa('ip', ['netns', 'del', n], { reject: false });
+      }
+    }
     const r = await execa('ip', ['netns', 'add', ns], { reject: false });
     if (r.exitCode !== 0) throw new Error(`ip netns add failed: ${r.stderr}`);
     made = true;
