@@ -1,6 +1,5 @@
 import { type Clock, type TimerHandle, realClock } from '@tandem/core/clock';
 import type { CheckSpec, Checker, Verdict } from './types.ts';
-import { setMaxListeners } from 'node:events';
 import { CombinedState } from './combined.ts';
 import { runCheck } from './run.ts';
 
@@ -101,15 +100,10 @@ export class CheckScheduler {
   #started = 0;
   #completed = 0;
   #active = false;
-  #abort = CheckScheduler.#controller();
+  /** Set by stop(); each check in flight has its own controller (see #launch). */
+  #stopped = false;
+  #inflight = new Set<AbortController>();
   #idle: (() => void) | undefined;
-
-  // One signal shared by every check in flight (thousands of listeners, by design).
-  static #controller(): AbortController {
-    const c = new AbortController();
-    setMaxListeners(0, c.signal);
-    return c;
-  }
 
   constructor(opts: SchedulerOptions) {
     this.#opts = opts;
@@ -184,7 +178,7 @@ export class CheckScheduler {
   start(): void {
     if (this.#active) return;
     this.#active = true;
-    if (this.#abort.signal.aborted) this.#abort = CheckScheduler.#controller();
+    this.#stopped = false;
     const now = this.#clock.now();
     for (const e of this.#entries.values()) {
       if (e.state === 'idle' && e.heapIndex < 0) {
@@ -208,7 +202,8 @@ export class CheckScheduler {
     }
     this.#queue = [];
     this.#queueHead = 0;
-    this.#abort.abort();
+    this.#stopped = true;
+    for (const c of this.#inflight) c.abort();
     if (this.#running > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
   }
 
@@ -284,23 +279,28 @@ export class CheckScheduler {
     const plannedAt = now - e.due > e.intervalMs / 2 ? now : e.due;
     const step = e.combined ? e.combined.next() : undefined;
     const spec = step === 'connect' ? e.connectSpec! : step === 'negotiate' ? e.negotiateSpec! : e.spec;
+    // One controller per check, not one signal shared by all: an EventTarget scans its listeners
+    // on every addEventListener, which with a thousand checks in flight costs more than the check.
+    const ctl = new AbortController();
+    this.#inflight.add(ctl);
     let p: Promise<Verdict>;
     try {
-      p = (this.#opts.check ?? runCheck)(spec, this.#abort.signal);
+      p = (this.#opts.check ?? runCheck)(spec, ctl.signal);
     } catch (err) {
       p = Promise.resolve({ up: false, reason: `check threw: ${(err as Error)?.message ?? String(err)}`, durationMs: 0 });
     }
     p.then(
-      (v) => this.#settle(e, plannedAt, step, v),
-      (err) => this.#settle(e, plannedAt, step, { up: false, reason: `check failed: ${(err as Error)?.message ?? String(err)}`, durationMs: 0 }),
+      (v) => this.#settle(e, ctl, plannedAt, step, v),
+      (err) => this.#settle(e, ctl, plannedAt, step, { up: false, reason: `check failed: ${(err as Error)?.message ?? String(err)}`, durationMs: 0 }),
     );
   }
 
-  #settle(e: Entry, plannedAt: number, step: 'negotiate' | 'connect' | undefined, v: Verdict): void {
+  #settle(e: Entry, ctl: AbortController, plannedAt: number, step: 'negotiate' | 'connect' | undefined, v: Verdict): void {
+    this.#inflight.delete(ctl);
     this.#running--;
     this.#completed++;
     e.state = 'idle';
-    const aborted = this.#abort.signal.aborted;
+    const aborted = this.#stopped;
     if (!e.removed && !aborted) {
       if (e.combined && step) e.combined.record(step, v.up);
       for (const id of e.ids) {
