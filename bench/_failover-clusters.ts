@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { processAlive } from '@tandem/core';
+import { controlRequest, processAlive } from '@tandem/core';
 import { Topology, type Spawned } from '../test/lab/netns.ts';
 import { SeedLab, VIP } from '../test/lab/lab.ts';
 import { RealNode, REAL_HEARTBEAT, NODE, until, type NodeName, type Setting } from './_detect-nodes.ts';
@@ -40,6 +40,11 @@ export interface Cluster {
   restorePrimary(): Promise<void>;
   notes(): string[];
   close(): Promise<void>;
+  /**
+   * Where the daemon can say when it declared the primary dead: resolves with that wall time
+   * (tandem's control socket `wait`), armed before the kill.
+   */
+  armDetect?(timeoutMs: number): Promise<number>;
 }
 
 const ms = (v: number) => (v % 1000 === 0 ? String(v / 1000) : `${v}ms`);
@@ -63,7 +68,7 @@ export class TandemCluster implements Cluster {
       deadtime: ms(s.deadtimeMs),
       warntime: ms(Math.max(s.keepaliveMs * 2, Math.round(s.deadtimeMs / 2))),
       initdead: ms(Math.max(2000, s.deadtimeMs * 2)),
-    }, { haresources: `loadbalancer IPaddr::${VIP}/24/eth0\n`, hotBalancer: true, answerPort: ANSWER_PORT, ipfail });
+    }, { haresources: `loadbalancer IPaddr::${VIP}/24/eth0\n`, hotBalancer: true, answerPort: ANSWER_PORT, ipfail, startTimeoutMs: 90_000 });
   }
 
   async start(): Promise<void> {
@@ -85,8 +90,14 @@ export class TandemCluster implements Cluster {
   }
 
   killPrimary() { return this.lab.killDirector('lb1'); }
+
+  async armDetect(timeoutMs: number): Promise<number> {
+    const r = await controlRequest(this.lab.hbSocket('lb2'), { cmd: 'wait', event: 'node-dead', node: 'loadbalancer', timeoutMs }, timeoutMs + 5000);
+    if (!r.ok) throw new Error(String(r.error));
+    return r.wallMs as number;
+  }
   restorePrimary() { return this.lab.restoreDirector('lb1'); }
-  notes() { return [`logs: ${this.lab.dir} (kept with TANDEM_LAB_KEEP=1)`]; }
+  notes() { return [process.env.TANDEM_LAB_KEEP ? `logs: ${this.lab.dir}` : 'logs: set TANDEM_LAB_KEEP=1 to keep them']; }
   close() { return this.lab.close(); }
 }
 

@@ -103,9 +103,16 @@ export interface SwitchFigures {
   firstNewMs: number;
   /** Event → the VIP seen on the new holder by the poller, ms. */
   vipMs: number;
-  /** Longest silence (gap between consecutive answers' arrivals) around the switch, per protocol, ms. */
+  /**
+   * Client-visible outage per protocol, ms: the longest stretch of send times during which a
+   * request got no answer (from the first unanswered request to the next answered one). Counted
+   * on send times, so a stall of the client itself (a busy machine) is not mistaken for one.
+   */
   outageUdpMs: number;
   outageTcpMs: number;
+  /** Longest silence between consecutive answers' arrivals (includes client stalls), ms. */
+  silenceUdpMs: number;
+  silenceTcpMs: number;
   /** Unanswered probes from the event to the end of the observation. */
   lostUdp: number;
   lostTcp: number;
@@ -123,6 +130,21 @@ function longestSilence(rs: ProbeResult[], fromArrival: number, toArrival: numbe
   let gap = 0;
   for (let i = 1; i < arrivals.length; i++) gap = Math.max(gap, arrivals[i]! - arrivals[i - 1]!);
   return gap;
+}
+
+function longestFailRun(rs: ProbeResult[], from: number, to: number): number {
+  const sent = rs.filter((r) => r.w >= from && r.w <= to).sort((a, b) => a.w - b.w);
+  let worst = 0;
+  let runStart: number | undefined;
+  for (const r of sent) {
+    if (!r.ok) runStart ??= r.w;
+    else if (runStart !== undefined) {
+      worst = Math.max(worst, r.w - runStart);
+      runStart = undefined;
+    }
+  }
+  if (runStart !== undefined) worst = Math.max(worst, to - runStart);
+  return worst;
 }
 
 function episodes(samples: HolderSample[], from: number, to: number): number {
@@ -150,6 +172,8 @@ export function analyseSwitch(o: {
   newHolder: string;
   endW: number;
   settleMs: number;
+  /** A director left out of the dual-holder count: the dead host, whose link is cut. */
+  ignoreHolder?: string;
 }): SwitchFigures {
   const first = o.udp.find((r) => r.w >= o.eventW && r.ok && r.by === o.newHolder);
   const takeoverW = first ? first.w : Infinity;
@@ -161,16 +185,19 @@ export function analyseSwitch(o: {
   const to = Math.min(o.endW, takeoverArrival + 1000);
   const lost = (rs: ProbeResult[]) => rs.filter((r) => r.w >= o.eventW && r.w <= o.endW && !r.ok).length;
   const settleW = takeoverArrival + o.settleMs;
+  const holders = o.ignoreHolder === undefined ? o.holders : o.holders.map((s) => ({ w: s.w, holders: s.holders.filter((h) => h !== o.ignoreHolder) }));
   return {
     firstNewMs: first ? takeoverArrival - o.eventW : NaN,
     vipMs: vip ? vip.w - o.eventW : NaN,
-    outageUdpMs: longestSilence(o.udp, from, to),
-    outageTcpMs: longestSilence(o.tcp, from, to),
+    outageUdpMs: longestFailRun(o.udp, from, to),
+    outageTcpMs: longestFailRun(o.tcp, from, to),
+    silenceUdpMs: longestSilence(o.udp, from, to),
+    silenceTcpMs: longestSilence(o.tcp, from, to),
     lostUdp: lost(o.udp),
     lostTcp: lost(o.tcp),
     failedAfterTakeover: [...o.udp, ...o.tcp].filter((r) => r.w >= takeoverW && r.w <= o.endW && !r.ok).length,
-    dualAfterSettle: episodes(o.holders, settleW, o.endW),
-    dualBeforeSettle: episodes(o.holders, o.eventW, settleW),
+    dualAfterSettle: episodes(holders, settleW, o.endW),
+    dualBeforeSettle: episodes(holders, o.eventW, settleW),
   };
 }
 

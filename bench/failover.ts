@@ -1,11 +1,11 @@
-// `npm run bench -- failover [--runs N] [--only tandem|heartbeat|keepalived[,...]] [--interval MS] [--seed-ipfail]`
+// `npm run bench -- failover [--runs N] [--only tandem|heartbeat|keepalived[,...]] [--interval MS] [--seed-ipfail] [--raw FILE]`
 //
 // Client-visible failover, for real, in network namespaces: a client sends a request to the VIP
 // every 10 ms over UDP and over TCP (a fresh connection each); the active director's host dies
 // (its link cut at the switch, its daemons SIGKILLed, its addresses gone as after a reboot); the
 // backup takes over. Then the dead host comes back and takes the VIP back (auto_failback /
-// preempt). Per switch: the longest silence the client saw (gap between consecutive answers),
-// the unanswered requests, those that failed once the new holder had answered, and the moments
+// preempt). Per switch: the outage the client saw (the longest stretch of send times whose
+// requests went unanswered, first unanswered to next answered), the unanswered requests, those that failed once the new holder had answered, and the moments
 // both directors held the VIP after the switch had settled (`ip addr` in both namespaces every
 // 50 ms). N runs (default 10) for:
 //   tandem              keepalive 1/deadtime 5, 100ms/500ms, 20ms/100ms (balancer and ldirectord
@@ -16,7 +16,7 @@
 // nodes either; --seed-ipfail keeps them.
 // Debian's heartbeat and keepalived are installed when missing (bench/debian-packages.txt).
 // The last line is `RESULT {json}`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebianPackages } from './_debian.ts';
@@ -28,11 +28,16 @@ import { ProbeLog, HolderPoller, analyseSwitch, median, range, type SwitchFigure
 
 type System = 'tandem' | 'heartbeat' | 'keepalived';
 
+const SETTING_KEYS = ['tandem_1s', 'tandem_100ms', 'tandem_fast', 'heartbeat306_1s', 'heartbeat306_100ms', 'keepalived_1', 'keepalived_01', 'keepalived_001'];
+
 interface Options {
   runs: number;
-  only: Set<System>;
+  /** Systems (tandem, heartbeat, keepalived) or single settings (tandem_fast, keepalived_01 ...). */
+  only: Set<string>;
   intervalMs: number;
   ipfail: boolean;
+  /** A file to append every switch's raw probe results and holder samples to (JSON lines). */
+  raw?: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -46,11 +51,12 @@ function parseOptions(argv: string[]): Options {
     };
     if (a === '--runs') o.runs = Math.max(1, Math.min(100, Number(next()) || 1));
     else if (a === '--seed-ipfail') o.ipfail = true;
+    else if (a === '--raw') o.raw = next();
     else if (a === '--interval') o.intervalMs = Math.max(2, Number(next()) || 10);
     else if (a === '--only') {
       const names = next().split(',');
-      for (const n of names) if (!['tandem', 'heartbeat', 'keepalived'].includes(n)) throw new Error(`--only: unknown system ${n} (tandem, heartbeat, keepalived)`);
-      o.only = new Set(names as System[]);
+      for (const n of names) if (!['tandem', 'heartbeat', 'keepalived', ...SETTING_KEYS].includes(n)) throw new Error(`--only: unknown system or setting ${n} (tandem, heartbeat, keepalived, ${SETTING_KEYS.join(', ')})`);
+      o.only = new Set(names);
     } else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -60,12 +66,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stdout.write(s + '\n');
 /** After the new holder's first answer: how long the client keeps being watched. */
 const OBSERVE_MS = 2500;
+/**
+ * A restarted primary is killed again only after this long: heartbeat 3.0.6 advertises
+ * dt = deadtime + 2 s for its first 5 s (reference/heartbeat.md §8.2), so the peer rightly waits
+ * longer in that window. The same wait for every system.
+ */
+const MIN_UPTIME_MS = 6000;
 /** A second holder may linger this long after the new holder's first answer before it counts. */
 const SETTLE_MS = 500;
 
 interface RunFigures {
   takeover: SwitchFigures;
   failback?: SwitchFigures;
+  /** Kill → the new holder's daemon declared the old one dead (where the daemon tells), ms. */
+  detectMs: number;
+  /** How long killing the host took (link cut, SIGKILLs, address flush), ms. */
+  killMs: number;
 }
 
 interface ClusterFigures {
@@ -95,6 +111,7 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs: number): Pr
 const firstFrom = (p: ProbeLog, fromW: number, who: string) => () => p.since(fromW).some((r) => r.ok && r.by === who);
 
 let current: Cluster | undefined;
+let stopping = false;
 
 async function measure(c: Cluster, o: Options): Promise<ClusterFigures> {
   const fig: ClusterFigures = { title: c.title, runs: [], notes: [] };
@@ -111,27 +128,39 @@ async function measure(c: Cluster, o: Options): Promise<ClusterFigures> {
     poller.start();
     log(`  ${c.title}: up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const steady = () => serving(udp, c.primaryName, 50) && serving(tcp, undefined, 50);
-    for (let run = 1; run <= o.runs; run++) {
+    let restoredW = 0;
+    for (let run = 1; run <= o.runs && !stopping; run++) {
       if (!(await waitFor(`${c.primaryName} to serve steadily`, steady, 60_000))) {
         fig.error = `run ${run}: the primary did not serve steadily`;
         break;
       }
+      await sleep(Math.max(0, restoredW + MIN_UPTIME_MS - Date.now()));
       // A random phase against the keepalive / advert timers.
       await sleep(Math.random() * 1000);
+      const detect = c.armDetect?.(c.takeoverDeadlineMs).catch(() => NaN);
+      // The wait must be registered with the daemon before the kill.
+      if (detect) await sleep(100);
       const killW = Date.now();
       await c.killPrimary();
+      const killedW = Date.now();
       await waitFor(`${c.backupName} to answer`, firstFrom(udp, killW, c.backupName), c.takeoverDeadlineMs);
       await sleep(OBSERVE_MS);
-      const takeover = analyseSwitch({ udp: udp.since(killW - 2000), tcp: tcp.since(killW - 2000), holders: poller.samples.filter((s) => s.w >= killW - 2000), eventW: killW, newHolder: c.backupName, endW: Date.now(), settleMs: SETTLE_MS });
+      const tIn = { udp: udp.since(killW - 2000), tcp: tcp.since(killW - 2000), holders: poller.samples.filter((s) => s.w >= killW - 2000), eventW: killW, newHolder: c.backupName, endW: Date.now(), settleMs: SETTLE_MS, ignoreHolder: c.primaryName };
+      const takeover = analyseSwitch(tIn);
+      if (o.raw) appendFileSync(o.raw, JSON.stringify({ cluster: c.title, run, kind: 'takeover', ...tIn, figures: takeover }) + '\n');
       const restoreW = Date.now();
       await c.restorePrimary();
+      restoredW = Date.now();
       const back = await waitFor(`${c.primaryName} to take the VIP back`, firstFrom(udp, restoreW, c.primaryName), c.failbackDeadlineMs);
       await sleep(OBSERVE_MS);
-      const failback = analyseSwitch({ udp: udp.since(restoreW - 2000), tcp: tcp.since(restoreW - 2000), holders: poller.samples.filter((s) => s.w >= restoreW - 2000), eventW: restoreW, newHolder: c.primaryName, endW: Date.now(), settleMs: SETTLE_MS });
-      fig.runs.push({ takeover, failback });
+      const bIn = { udp: udp.since(restoreW - 2000), tcp: tcp.since(restoreW - 2000), holders: poller.samples.filter((s) => s.w >= restoreW - 2000), eventW: restoreW, newHolder: c.primaryName, endW: Date.now(), settleMs: SETTLE_MS };
+      const failback = analyseSwitch(bIn);
+      if (o.raw) appendFileSync(o.raw, JSON.stringify({ cluster: c.title, run, kind: 'failback', ...bIn, figures: failback }) + '\n');
+      const detectW = detect ? await Promise.race([detect, sleep(1000).then(() => NaN)]) : NaN;
+      fig.runs.push({ takeover, failback, detectMs: detectW - killW, killMs: killedW - killW });
       const f = (x: number) => (Number.isFinite(x) ? String(Math.round(x)) : '–');
-      log(`    run ${run}: takeover outage udp ${f(takeover.outageUdpMs)} tcp ${f(takeover.outageTcpMs)} ms (first answer ${f(takeover.firstNewMs)}, vip ${f(takeover.vipMs)}), lost ${takeover.lostUdp}/${takeover.lostTcp}, failed after takeover ${takeover.failedAfterTakeover}, dual ${takeover.dualAfterSettle}` +
-        ` | failback outage udp ${f(failback.outageUdpMs)} tcp ${f(failback.outageTcpMs)} ms (restart→answer ${f(failback.firstNewMs)}), lost ${failback.lostUdp}/${failback.lostTcp}, failed after ${failback.failedAfterTakeover}, dual ${failback.dualAfterSettle}${failback.dualBeforeSettle ? ` (+${failback.dualBeforeSettle} while settling)` : ''}`);
+      log(`    run ${run}: takeover outage udp ${f(takeover.outageUdpMs)} tcp ${f(takeover.outageTcpMs)} ms (silence ${f(takeover.silenceUdpMs)}/${f(takeover.silenceTcpMs)},${Number.isFinite(detectW) ? ` declared dead ${f(detectW - killW)},` : ''} first answer ${f(takeover.firstNewMs)}, vip ${f(takeover.vipMs)}), lost ${takeover.lostUdp}/${takeover.lostTcp}, failed after takeover ${takeover.failedAfterTakeover}, dual ${takeover.dualAfterSettle}` +
+        ` | failback outage udp ${f(failback.outageUdpMs)} tcp ${f(failback.outageTcpMs)} ms (silence ${f(failback.silenceUdpMs)}/${f(failback.silenceTcpMs)}, restart→answer ${f(failback.firstNewMs)}), lost ${failback.lostUdp}/${failback.lostTcp}, failed after ${failback.failedAfterTakeover}, dual ${failback.dualAfterSettle}${failback.dualBeforeSettle ? ` (+${failback.dualBeforeSettle} while settling)` : ''}`);
       if (!back) {
         fig.error = `run ${run}: the primary did not take the VIP back`;
         break;
@@ -162,6 +191,8 @@ function summarise(f: ClusterFigures) {
     udp: median(t.map((s) => s.outageUdpMs)),
     tcp: median(t.map((s) => s.outageTcpMs)),
     firstNew: median(t.map((s) => s.firstNewMs)),
+    vip: median(t.map((s) => s.vipMs)),
+    detect: median(f.runs.map((x) => x.detectMs)),
     lost: median(t.map((s) => s.lostUdp + s.lostTcp)),
     failedAfter: sum(t.map((s) => s.failedAfterTakeover)),
     dual: sum(t.map((s) => s.dualAfterSettle)) + sum(b.map((s) => s.dualAfterSettle)),
@@ -175,9 +206,11 @@ function summarise(f: ClusterFigures) {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   if (!(await canMakeNamespaces())) throw new Error('bench failover needs root and network namespaces');
+  const want = (system: System, key: string) => o.only.has(system) || o.only.has(key);
+  const wantAny = (system: System) => o.only.has(system) || [...o.only].some((k) => k.startsWith(system));
   const wanted: string[] = ['iproute2', 'socat'];
-  if (o.only.has('heartbeat')) wanted.push('heartbeat');
-  if (o.only.has('keepalived')) wanted.push('keepalived');
+  if (wantAny('heartbeat')) wanted.push('heartbeat');
+  if (wantAny('keepalived')) wanted.push('keepalived');
   await ensureDebianPackages(wanted);
   const root = mkdtempSync(join(tmpdir(), 'tandem-bench-failover-'));
   const clusters: (() => Cluster)[] = [];
@@ -185,16 +218,14 @@ async function main(): Promise<void> {
   const hbSettings: [string, Setting][] = [['1s', { keepaliveMs: 1000, deadtimeMs: 5000 }], ['100ms', { keepaliveMs: 100, deadtimeMs: 500 }]];
   const kaSettings: [string, number][] = [['1', 1], ['01', 0.1], ['001', 0.01]];
   const keys: string[] = [];
-  if (o.only.has('tandem')) for (const [k, s] of tandemSettings) { keys.push(`tandem_${k}`); clusters.push(() => new TandemCluster(s, o.ipfail)); }
-  if (o.only.has('heartbeat')) {
-    if (!realHeartbeatInstalled()) log('heartbeat 3.0.6 is not installed: skipped');
-    else for (const [k, s] of hbSettings) { keys.push(`heartbeat306_${k}`); clusters.push(() => new HeartbeatCluster(s, join(root, `hb-${k}`))); }
-  }
-  if (o.only.has('keepalived')) for (const [k, a] of kaSettings) { keys.push(`keepalived_${k}`); clusters.push(() => new KeepalivedCluster(a, join(root, `ka-${k}`))); }
+  for (const [k, s] of tandemSettings) if (want('tandem', `tandem_${k}`)) { keys.push(`tandem_${k}`); clusters.push(() => new TandemCluster(s, o.ipfail)); }
+  if (wantAny('heartbeat') && !realHeartbeatInstalled()) log('heartbeat 3.0.6 is not installed: skipped');
+  else for (const [k, s] of hbSettings) if (want('heartbeat', `heartbeat306_${k}`)) { keys.push(`heartbeat306_${k}`); clusters.push(() => new HeartbeatCluster(s, join(root, `hb-${k}`))); }
+  for (const [k, a] of kaSettings) if (want('keepalived', `keepalived_${k}`)) { keys.push(`keepalived_${k}`); clusters.push(() => new KeepalivedCluster(a, join(root, `ka-${k}`))); }
 
   log(`bench failover: ${o.runs} runs per setting, a request every ${o.intervalMs} ms over UDP and TCP, VIP ${VIP}; ${keys.length} settings`);
   const results = new Map<string, ReturnType<typeof summarise> & { error?: string; title: string }>();
-  for (let i = 0; i < clusters.length; i++) {
+  for (let i = 0; i < clusters.length && !stopping; i++) {
     const c = clusters[i]!();
     log(`\n${c.title}`);
     const f = await measure(c, o);
@@ -204,11 +235,13 @@ async function main(): Promise<void> {
   }
 
   const r = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10) / 10);
-  log('\nsummary (takeover after a host death; medians over the runs; outage = longest client-visible silence, the worse of UDP and TCP):');
+  log('\nsummary (takeover after a host death; medians over the runs; outage = longest stretch of unanswered requests, the worse of UDP and TCP):');
   log(`  ${'setting'.padEnd(32)} ${'runs'.padStart(4)} ${'outage'.padStart(7)} ${'range'.padStart(11)} ${'udp'.padStart(6)} ${'tcp'.padStart(6)} ${'lost'.padStart(5)} ${'failed after'.padStart(12)} ${'dual'.padStart(4)} ${'failback outage'.padStart(15)}`);
   for (const [, s] of results) {
     log(`  ${s.title.padEnd(32)} ${String(s.n).padStart(4)} ${String(r(s.outage)).padStart(7)} ${s.outageRange.padStart(11)} ${String(r(s.udp)).padStart(6)} ${String(r(s.tcp)).padStart(6)} ${String(r(s.lost)).padStart(5)} ${String(s.failedAfter).padStart(12)} ${String(s.dual).padStart(4)} ${`${r(s.backOutage)} (${s.backRange})`.padStart(15)}${s.error ? `  [${s.error}]` : ''}`);
   }
+  log('\nwhere a takeover\'s time goes (medians from the kill: peer declared dead where the daemon tells, VIP seen on the backup by `ip addr`, first answer):');
+  for (const [, s] of results) log(`  ${s.title.padEnd(32)} dead ${String(r(s.detect)).padStart(7)}  vip ${String(r(s.vip)).padStart(7)}  first answer ${String(r(s.firstNew)).padStart(7)}`);
   const g = (k: string) => results.get(k);
   const ratio = (a?: number, b?: number) => (a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
   const fast = g('tandem_fast')?.outage;
@@ -230,6 +263,9 @@ async function main(): Promise<void> {
     tandem_fast_outage_median_ms: r(g('tandem_fast')?.outage),
     tandem_fast_outage_udp_median_ms: r(g('tandem_fast')?.udp),
     tandem_fast_outage_tcp_median_ms: r(g('tandem_fast')?.tcp),
+    tandem_fast_detect_median_ms: r(g('tandem_fast')?.detect),
+    tandem_fast_vip_median_ms: r(g('tandem_fast')?.vip),
+    tandem_fast_first_answer_median_ms: r(g('tandem_fast')?.firstNew),
     tandem_100ms_outage_median_ms: r(g('tandem_100ms')?.outage),
     tandem_1s_outage_median_ms: r(g('tandem_1s')?.outage),
     tandem_failed_after_takeover: sumOf('tandem_', (s) => s.failedAfter),
@@ -254,6 +290,7 @@ async function main(): Promise<void> {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log(`\n${sig}: cleaning up`);
+    stopping = true;
     void (current?.close() ?? Promise.resolve()).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   });
 }

@@ -82,6 +82,8 @@ export interface LabOptions {
    * `apiauth ipfail`), so that only the directors' own heartbeats decide a takeover.
    */
   ipfail?: boolean;
+  /** How long a director's daemons may take to answer on their sockets at start (default 20 s). */
+  startTimeoutMs?: number;
 }
 
 export class SeedLab {
@@ -197,7 +199,7 @@ export class SeedLab {
     const procs = this.#directors.get(host)!;
     const env = this.#env(host);
     procs.ipvsd = this.topo.spawn(host, NODE, [BIN.ipvsd, '--socket', this.ipvsdSocket(host), '--state', this.path(host, 'state', 'ipvs.table'), '--logfile', this.path(host, 'log', 'ipvsd.log')], { env, label: `${host} tandem-ipvsd` });
-    await this.#waitSocket(this.ipvsdSocket(host), `${host} tandem-ipvsd`);
+    await this.#waitSocket(this.ipvsdSocket(host), `${host} tandem-ipvsd`, this.options.startTimeoutMs);
     if (this.options.hotBalancer) {
       procs.ldirectord = this.topo.spawn(host, join(this.path(host, 'bin'), 'ldirectord'), ['-d', 'start'], { env, label: `${host} ldirectord (hot)` });
       // -d logs to stderr: drain it so the pipe never fills and blocks the daemon.
@@ -213,7 +215,7 @@ export class SeedLab {
     procs.heartbeat = this.topo.spawn(host, 'unshare', ['--uts', 'sh', '-c', `hostname ${d.node} && exec "$@"`, 'sh',
       BIN.heartbeat, '-f', '--config-dir', this.path(host, 'ha.d'), '--socket', this.hbSocket(host),
       '--pid-file', this.path(host, 'state', 'heartbeat.pid'), '--state-dir', this.path(host, 'state')], { env, label: `${host} heartbeat` });
-    await this.#waitSocket(this.hbSocket(host), `${host} heartbeat`);
+    await this.#waitSocket(this.hbSocket(host), `${host} heartbeat`, this.options.startTimeoutMs);
     this.log(`${d.node}: heartbeat and balancer started`);
   }
 
