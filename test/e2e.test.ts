@@ -132,6 +132,11 @@ describe('e2e: seed 001 cluster in network namespaces', function () {
     await waitFor('the reals in the backup table', async () => (await table('lb2'))?.reals.filter((x) => x.weight > 0).length === 3);
     const rs = await burst(20);
     assert.ok(rs.every((x) => x.ok), 'answered through the backup');
+    // As heartbeat does, a takeover asked while the other side is still in transition is ignored:
+    // wait, as an operator watching cl_status would, until the standby has completed.
+    await waitFor('the standby to complete (backup holds the groups, loadbalancer none, nothing in transition)', async () =>
+      ['all', 'foreign'].includes(String((await lab.tool('lb2', 'cl_status', ['rscstatus'])).stdout).trim()) &&
+      String((await lab.tool('lb1', 'cl_status', ['rscstatus'])).stdout).trim() === 'none');
     const t = await lab.tool('lb1', 'hb_takeover', []);
     assert.equal(t.exitCode, 0, String(t.stderr));
     await waitFor('loadbalancer to hold the VIP alone again', async () => (await lab.vipHolders()).join() === 'loadbalancer');

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryLogger, realClock, type CommandRunner } from '@tandem/core';
-import { PingTracker, Pinger, RespawnPolicy, Respawner, isIpfail } from '../src/rm/index.ts';
+import { MemoryLogger, realClock } from '@tandem/core';
+import { execa } from 'execa';
+import { PingTracker, Pinger, RespawnPolicy, Respawner, isIpfail, pingInterval, spawnPing } from '../src/rm/index.ts';
+import type { PingSpawner } from '../src/rm/pinger.ts';
 
 describe('respawn and ping reachability', function () {
   this.timeout(30_000);
@@ -55,21 +57,51 @@ describe('respawn and ping reachability', function () {
   });
 
   it('probes loopback with the system ping and reports it up', async () => {
-    const calls: string[] = [];
+    const calls: string[][] = [];
     const changes: string[] = [];
-    const real: CommandRunner = (await import('@tandem/core')).runCommand;
-    const run: CommandRunner = (cmd, args, o) => {
-      calls.push(args.at(-1)!);
-      return real(cmd, args, o);
+    const spawn: PingSpawner = (args) => {
+      calls.push(args);
+      return spawnPing(args);
     };
     const p = new Pinger({
-      targets: [{ name: 'lo', addresses: ['127.0.0.1'] }], intervalMs: 200, deadpingMs: 2000, clock: realClock, run,
+      targets: [{ name: 'lo', addresses: ['127.0.0.1'] }], intervalMs: 200, deadpingMs: 2000, clock: realClock, spawn,
       onChange: (c) => changes.push(`${c.name} ${c.up ? 'up' : 'dead'}`),
     });
     p.start();
     for (let i = 0; i < 200 && changes.length === 0; i++) await new Promise((res) => setTimeout(res, 20));
     p.stop();
     assert.deepEqual(changes, ['lo up']);
-    assert.ok(calls.every((a) => a === '127.0.0.1'));
+    // One long-running ping per address, at the interval asked for.
+    assert.deepEqual(calls, [['-n', '-i', '0.200', '-W', '2', '127.0.0.1']]);
+  });
+
+  it('stays up across many deadpings while echoes keep coming, and goes dead when they stop', async () => {
+    const changes: string[] = [];
+    const p = new Pinger({
+      targets: [{ name: 'lo', addresses: ['127.0.0.1'] }], intervalMs: 50, deadpingMs: 400, clock: realClock,
+      onChange: (c) => changes.push(`${c.name} ${c.up ? 'up' : 'dead'}`),
+    });
+    p.start();
+    for (let i = 0; i < 200 && changes.length === 0; i++) await new Promise((res) => setTimeout(res, 20));
+    // Stay up for several deadpings while echoes keep coming.
+    await new Promise((res) => setTimeout(res, 1500));
+    p.stop();
+    assert.deepEqual(changes, ['lo up']);
+    assert.equal(pingInterval(200, 1000), 200);
+    assert.equal(pingInterval(1000, 1000), 250);
+    assert.equal(pingInterval(5, 30_000), 20);
+    assert.equal(pingInterval(2000, 30_000), 1000);
+
+    // A ping that answers once and then falls silent: dead one deadping after the last reply.
+    const silent: string[] = [];
+    const q = new Pinger({
+      targets: [{ name: 'gw', addresses: ['192.0.2.1'] }], intervalMs: 50, deadpingMs: 300, clock: realClock,
+      spawn: () => execa('sh', ['-c', 'echo "64 bytes from 192.0.2.1: icmp_seq=1"; exec sleep 30'], { reject: false, buffer: false, stdin: 'ignore' }),
+      onChange: (c) => silent.push(`${c.name} ${c.up ? 'up' : 'dead'}`),
+    });
+    q.start();
+    for (let i = 0; i < 200 && silent.length < 2; i++) await new Promise((res) => setTimeout(res, 20));
+    q.stop();
+    assert.deepEqual(silent, ['gw up', 'gw dead']);
   });
 });

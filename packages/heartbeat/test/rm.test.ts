@@ -190,6 +190,21 @@ describe('resource manager: takeover and failback', () => {
     });
   }
 
+  it('a peer declared dead at initdead that shows up during the takeover: the takeover still completes (rscstatus leaves transition)', () => {
+    const sim = pair('on');
+    // As in the lab: node1's initdead runs out before node2 is heard, node1 declares node2 dead while
+    // it is itself still in 'init', and node2 starts a moment later.
+    sim.node('node2').alive = false;
+    sim.input('node1', (m, now) => m.nodeDead('node2', now), 12_000);
+    sim.restart('node2', 12_050);
+    sim.commUp('node1', 12_100);
+    sim.run(60_000);
+    assert.deepEqual(sim.holders(G1), ['node1']);
+    assert.notEqual(sim.node('node1').machine.rscstatus(), 'transition');
+    assert.notEqual(sim.node('node2').machine.rscstatus(), 'transition');
+    assert.deepEqual(sim.violations, []);
+  });
+
   it('crash of node2 and its return, with two groups (auto_failback on)', () => {
     const sim = pair('on', [{ key: G1, node: 'node1' }, { key: 'httpd', node: 'node2' }]);
     startBoth(sim);

@@ -25,14 +25,14 @@ import type { AutoFailbackMode } from './machine.ts';
 import { ResourceMachine, type MachineOptions } from './machine.ts';
 import { RmExecutor, type GroupRunner } from './executor.ts';
 import { Respawner, isIpfail, type RespawnEntryLike } from './respawn.ts';
-import { Pinger, type PingTarget } from './pinger.ts';
+import { Pinger, pingInterval, type PingTarget } from './pinger.ts';
 
 export { ResourceMachine, Ipfail, RSC_NAMES } from './machine.ts';
 export type { RmAction, JobResult, MachineOptions, AutoFailbackMode, GroupRef } from './machine.ts';
 export { RmExecutor } from './executor.ts';
 export { RespawnPolicy, Respawner, isIpfail, NO_RESPAWN_EXIT } from './respawn.ts';
 export { RmSim } from './sim.ts';
-export { Pinger, PingTracker } from './pinger.ts';
+export { Pinger, PingTracker, pingInterval, spawnPing } from './pinger.ts';
 
 export interface HaresourcesManagerOptions {
   localNode: string;
@@ -107,7 +107,7 @@ export class HaresourcesManager implements ResourceManagerPlugin {
     ctx.logger.info(`resource manager: ${o.groups.length} haresources group(s), auto_failback ${o.autoFailback}${o.ipfail ? ', ipfail' : ''}`);
     if (o.ipfail && o.pingTargets?.length) {
       this.#pinger = new Pinger({
-        targets: o.pingTargets, intervalMs: Math.max(1000, o.keepaliveMs), deadpingMs: o.deadpingMs ?? 30_000, clock: ctx.clock,
+        targets: o.pingTargets, intervalMs: pingInterval(o.keepaliveMs, o.deadpingMs ?? 30_000), deadpingMs: o.deadpingMs ?? 30_000, clock: ctx.clock,
         onChange: (c) => {
           ctx.logger.info(`ping node ${c.name} is ${c.up ? 'up' : 'dead'}`);
           this.#exec?.input((m, now) => m.pingStatus(c.name, c.up, now));

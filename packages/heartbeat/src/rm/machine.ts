@@ -756,6 +756,10 @@ export class ResourceMachine {
           break;
         default:
           this.#log('error', `T_RESOURCES message received in state ${this.resourceState}`);
+          // Our own mach_down report still ends the takeover: a peer declared dead at initdead,
+          // before this node left 'init', would otherwise leave takeoverInProgress set for ever
+          // and rscstatus stuck at 'transition'.
+          if (fromSelf && msg.get('info') === 'mach_down') this.#machDownDone();
           return;
       }
       const upd = (cur: number) => (full ? n : n === NONE ? NONE : n | cur);
@@ -793,13 +797,7 @@ export class ResourceMachine {
         }
         const info = msg.get('info');
         if (info === 'mach_down') {
-          this.#log('info', 'mach_down takeover complete.');
-          this.takeoverInProgress = false;
-          this.iHold |= FOREIGN;
-          this.rscNeedsFailback = true;
-          this.otherIsStable = true;
-          this.#foreignTakeoverWorkDone = true;
-          this.#announce('mach_down');
+          this.#machDownDone();
         } else if (info === 'shutdown') {
           newState = 'shutdown';
         }
@@ -808,6 +806,16 @@ export class ResourceMachine {
     this.resourceState = newState;
     if (this.resourceState === 'rscrcvd' && this.#localTakeoverAt === 0) this.#localTakeoverAt = this.#now + this.#rqstDelayMs;
     this.#audit();
+  }
+
+  #machDownDone(): void {
+    this.#log('info', 'mach_down takeover complete.');
+    this.takeoverInProgress = false;
+    this.iHold |= FOREIGN;
+    this.rscNeedsFailback = true;
+    this.otherIsStable = true;
+    this.#foreignTakeoverWorkDone = true;
+    this.#announce('mach_down');
   }
 
   #audit(): void {

@@ -1,11 +1,14 @@
 /**
  * Reachability of ha.cf's `ping` nodes and `ping_group`s for ipfail, when the daemon's membership
- * does not carry them: each address is probed with the system `ping` (one ICMP echo, through
- * runCommand: execa, no shell) every interval; a ping node or group is up once any of its addresses
- * answers, and dead after `deadping` without an answer. The bookkeeping (PingTracker) is pure; the
- * prober is a thin loop around it.
+ * does not carry them: each address is probed by one long-running system `ping -i INTERVAL` (execa,
+ * no shell) whose reply lines are read as they come; a ping node or group is up once any of its
+ * addresses answers, and dead after `deadping` without an answer. One process per address instead of
+ * one per probe: spawning a process per echo costs more than the echo and, on a loaded machine,
+ * takes long enough to make a ping node look dead. The bookkeeping (PingTracker) is pure; the prober
+ * is a thin shell around it.
  */
-import { runCommand, type Clock, type CommandRunner, type TimerHandle } from '@tandem/core';
+import { execa, type ResultPromise } from 'execa';
+import type { Clock, TimerHandle } from '@tandem/core';
 
 export interface PingTarget {
   /** The ping node's name: its address, or the ping_group's name. */
@@ -64,32 +67,46 @@ export class PingTracker {
   }
 }
 
+/** Starts `ping ARGS`; the prober reads its standard output. Tests replace it to watch the calls. */
+export type PingSpawner = (args: string[]) => ResultPromise;
+
+export const spawnPing: PingSpawner = (args) =>
+  execa('ping', args, { reject: false, buffer: false, stdin: 'ignore', stdout: 'pipe', stderr: 'ignore' });
+
 export interface PingerOptions {
   targets: readonly PingTarget[];
+  /** Echo interval; keep it well under deadping (the resource manager uses at most deadping/4). */
   intervalMs: number;
   deadpingMs: number;
   clock: Clock;
   onChange(change: PingChange): void;
-  run?: CommandRunner | undefined;
+  spawn?: PingSpawner | undefined;
+}
+
+/** The echo interval for a keepalive and deadping: several echoes per deadping, 20 ms to 1 s. */
+export function pingInterval(keepaliveMs: number, deadpingMs: number): number {
+  return Math.min(1000, Math.max(20, Math.min(keepaliveMs, deadpingMs / 4)));
 }
 
 export class Pinger {
   readonly tracker: PingTracker;
   readonly #o: PingerOptions;
-  readonly #run: CommandRunner;
+  readonly #spawn: PingSpawner;
+  readonly #procs = new Map<string, ResultPromise>();
   #timers: TimerHandle[] = [];
   #deadTimer: TimerHandle | undefined;
   #stopped = true;
 
   constructor(o: PingerOptions) {
     this.#o = o;
-    this.#run = o.run ?? runCommand;
+    this.#spawn = o.spawn ?? spawnPing;
     this.tracker = new PingTracker(o.targets, o.deadpingMs);
   }
 
   start(): void {
     this.#stopped = false;
     for (const t of this.#o.targets) for (const a of t.addresses) this.#probe(t.name, a);
+    this.#arm();
   }
 
   stop(): void {
@@ -97,18 +114,38 @@ export class Pinger {
     for (const t of this.#timers) this.#o.clock.clearTimeout(t);
     this.#timers = [];
     this.#o.clock.clearTimeout(this.#deadTimer);
+    for (const p of this.#procs.values()) p.kill('SIGTERM');
+    this.#procs.clear();
   }
 
   #probe(name: string, address: string): void {
     if (this.#stopped) return;
-    const waitS = Math.max(1, Math.round(Math.min(this.#o.deadpingMs, this.#o.intervalMs * 2) / 1000));
-    void this.#run('ping', ['-n', '-q', '-c', '1', '-W', String(waitS), address], { timeoutMs: waitS * 1000 + 2000 }).then((r) => {
+    // -n: no DNS; -i: the interval (below 0.2 s only for root, which heartbeat is); -W: per-echo wait.
+    const intervalS = (this.#o.intervalMs / 1000).toFixed(3);
+    const waitS = String(Math.max(1, Math.ceil(this.#o.deadpingMs / 1000)));
+    const p = this.#spawn(['-n', '-i', intervalS, '-W', waitS, address]);
+    const key = `${name} ${address}`;
+    this.#procs.set(key, p);
+    let buf = '';
+    p.stdout?.setEncoding('utf8');
+    p.stdout?.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!this.#stopped && / bytes from /.test(line)) this.#emit(this.tracker.replied(name, this.#o.clock.now()));
+      }
+    });
+    void p.then(() => {
+      if (this.#procs.get(key) !== p) return;
+      this.#procs.delete(key);
       if (this.#stopped) return;
-      if (r.ok) this.#emit(this.tracker.replied(name, this.#o.clock.now()));
+      // ping ended (interval refused, address unusable): try again after a deadping.
       const h = this.#o.clock.setTimeout(() => {
         this.#timers = this.#timers.filter((x) => x !== h);
         this.#probe(name, address);
-      }, this.#o.intervalMs);
+      }, this.#o.deadpingMs);
       this.#timers.push(h);
     });
   }
