@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { TandemError } from './errors.ts';
 
 /**
@@ -36,8 +35,13 @@ export interface RunResult {
 /** The injectable seam: tests replace it to record or fake commands. */
 export type CommandRunner = (command: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>;
 
+// execa is loaded on the first command, not at import: it adds about 20 MB to a process, and
+// long-running daemons such as the balancer may never run a command at all.
+let execaModule: Promise<typeof import('execa')> | undefined;
+
 export const runCommand: CommandRunner = async (command, args, opts = {}) => {
   const started = performance.now();
+  const { execa } = await (execaModule ??= import('execa'));
   const r = await execa(command, [...args], {
     reject: false,
     timeout: opts.timeoutMs ?? 30_000,
