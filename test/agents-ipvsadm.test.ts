@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { FIXTURES } from './fixtures/paths.ts';
 
 const RD = fileURLToPath(new URL('../resource.d/', import.meta.url));
 
@@ -62,7 +63,7 @@ describe('ipvsadm and ldirectord agents', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('ipvsadm restores the seed rules file, reports running, and stop removes exactly its services', async () => {
-    const rules = '/work/shared/examples/sysconfig-ipvsadm';
+    const rules = `${FIXTURES}/examples/sysconfig-ipvsadm`;
     // A service that is not in the file must survive the stop.
     writeFileSync(env.STATE!, '-A -t 10.0.0.1:25 -s wlc\n');
     assert.equal(String((await run('ipvsadm', [rules, 'status'])).stdout).trim(), 'stopped');

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Topology } from './lab/netns.ts';
+import { FIXTURES } from './fixtures/paths.ts';
 
 const RD = fileURLToPath(new URL('../resource.d/', import.meta.url));
 const VIP = '192.168.136.10';
@@ -150,10 +151,10 @@ describe('resource.d agents in network namespaces', function () {
   });
 
   it('lvs takes its VIPs from the ipvsadm rules file when given none', async () => {
-    const r = await agent('lb2', 'lvs', ['stop'], { IPVSADM_RULES: '/work/shared/examples/sysconfig-ipvsadm', LVS_CONF: '/nonexistent' });
+    const r = await agent('lb2', 'lvs', ['stop'], { IPVSADM_RULES: `${FIXTURES}/examples/sysconfig-ipvsadm`, LVS_CONF: '/nonexistent' });
     assert.equal(r.exitCode, 0, String(r.stderr));
     assert.match(await addrs('lb2', 'lo'), new RegExp(`${VIP.replace(/\./g, '\\.')}/32`));
-    assert.equal((await agent('lb2', 'lvs', ['start'], { IPVSADM_RULES: '/work/shared/examples/sysconfig-ipvsadm', LVS_CONF: '/nonexistent' })).exitCode, 0);
+    assert.equal((await agent('lb2', 'lvs', ['start'], { IPVSADM_RULES: `${FIXTURES}/examples/sysconfig-ipvsadm`, LVS_CONF: '/nonexistent' })).exitCode, 0);
     assert.doesNotMatch(await addrs('lb2', 'lo'), new RegExp(VIP.replace(/\./g, '\\.')));
   });
 });

@@ -6,8 +6,9 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { clStatus, parseStandbyArgs, heartbeatStatusLine, CL_STATUS_USAGE, clLogLine, type DaemonStatus } from '../src/control.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
-const TRANSCRIPT = '/work/shared/reference/heartbeat-wire/cli-transcript.txt';
+const TRANSCRIPT = `${FIXTURES}/reference/heartbeat-wire/cli-transcript.txt`;
 
 /** The transcript's node1, as tandem's daemon reports it. */
 const node1: DaemonStatus = {

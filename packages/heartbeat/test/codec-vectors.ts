@@ -6,8 +6,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuthMethod } from '../src/types.ts';
 import { FT_BINARY, type WireField } from '../src/codec.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
-export const WIRE_DIR = '/work/shared/reference/heartbeat-wire';
+export const WIRE_DIR = `${FIXTURES}/reference/heartbeat-wire`;
 
 export interface Vector {
   capture: string;

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { formatProblem } from '@tandem/core';
 import { parseHaCf, checkMachine, parseHbTime, DIRECTIVES, type MachineFacts, type HaConfig } from '../src/hacf.ts';
 import { HEARTBEAT_ERRORS } from '../src/errors.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
 const facts = (over: Partial<MachineFacts> = {}): MachineFacts => ({
   nodeName: 'loadbalancer', interfaces: new Set(['lo', 'eth0']), exists: () => true, executable: () => true, userExists: () => true, ...over,
@@ -21,7 +22,7 @@ function errors(text: string): string[] {
 const MIN = 'node a\nnode b\nbcast eth0\nauto_failback on\n';
 
 describe('ha.cf: the seed example (shared/examples/ha.d/ha.cf)', () => {
-  const r = parseHaCf(readFileSync('/work/shared/examples/ha.d/ha.cf', 'utf8'), '/etc/ha.d/ha.cf');
+  const r = parseHaCf(readFileSync(`${FIXTURES}/examples/ha.d/ha.cf`, 'utf8'), '/etc/ha.d/ha.cf');
   it('is accepted', () => assert.ok(r.config, r.problems.map(formatProblem).join('\n')));
   const c = r.config!;
   it('reads timing, logging and nodes', () => {

@@ -9,6 +9,7 @@
  * its own mount + UTS namespace (a `sleep` holder made with unshare) with its own /etc/ha.d,
  * /var/lib/heartbeat and a private tmpfs on /run, and is stopped by PID.
  */
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { execa, type ResultPromise } from 'execa';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ import type { MediumConfig } from '../src/hacf.ts';
 const HEARTBEAT = '/usr/libexec/heartbeat/heartbeat';
 // Absolute: node_modules/.bin on PATH holds tandem's own cl_status.
 const CL_STATUS = '/usr/bin/cl_status';
-const NODE = '/work/main/node_modules/.bin/node';
+const NODE = fileURLToPath(new URL('../../../node_modules/.bin/node', import.meta.url));
 const PEER = new URL('./interop-peer.ts', import.meta.url).pathname;
 const TANDEM_HEARTBEAT = new URL('../bin/heartbeat', import.meta.url).pathname;
 const TANDEM_CL_STATUS = new URL('../bin/cl_status', import.meta.url).pathname;

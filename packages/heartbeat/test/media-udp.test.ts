@@ -3,12 +3,13 @@
  * running media-peer.ts, every medium on the same port at once to show they do not hear each
  * other's traffic. Nothing is added to the machine's own namespace.
  */
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { Topology } from '../../../test/lab/netns.ts';
 import type { MediumConfig } from '../src/hacf.ts';
 import { createMedium, broadcastOf } from '../src/media/index.ts';
 
-const NODE = '/work/main/node_modules/.bin/node';
+const NODE = fileURLToPath(new URL('../../../node_modules/.bin/node', import.meta.url));
 const PEER = new URL('./media-peer.ts', import.meta.url).pathname;
 const at = { file: 'ha.cf', line: 1 };
 

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { RmSim } from '../src/rm/sim.ts';
 import type { AutoFailbackMode } from '../src/rm/machine.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
-const WIRE = '/work/shared/reference/heartbeat-wire';
+const WIRE = `${FIXTURES}/reference/heartbeat-wire`;
 const G1 = 'IPaddr::10.214.9.50/24/eth0';
 const RESOURCE_TYPES = ['starting', 'resource', 'ask_resources', 'hb_takeover', 'ip-request', 'ip-request-resp', 'shutdone'];
 

@@ -17,8 +17,9 @@ import {
   reconcile,
 } from '@tandem/ipvs';
 import { EXAMPLES, ROOT, stubDataplane } from './helpers.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
-const RUNS = join(ROOT, '..', 'shared', 'reference', 'ldirectord-runs', 'sequences');
+const RUNS = join(FIXTURES, 'reference', 'ldirectord-runs', 'sequences');
 const V = { protocol: 'tcp' as const, address: '127.0.0.100', port: 80 };
 
 describe('ipvsadm backend: parsing recorded ipvsadm -L -n output', () => {

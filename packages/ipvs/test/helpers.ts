@@ -5,12 +5,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Dataplane, TableStats } from '@tandem/ipvs';
 import { IpvsDaemon, createNameResolver, inProcessClient, runIpvsadm } from '@tandem/ipvs';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
 const names = createNameResolver();
 
 export const PKG = dirname(dirname(fileURLToPath(import.meta.url)));
 export const ROOT = dirname(dirname(PKG));
-export const EXAMPLES = join(ROOT, '..', 'shared', 'examples');
+export const EXAMPLES = join(FIXTURES, 'examples');
 export const IPVSADM_TS = join(PKG, 'bin', 'tandem-ipvsadm.ts');
 export const IPVSD_TS = join(PKG, 'bin', 'tandem-ipvsd.ts');
 /** PATH with the repository's Node 24 first, for the `#!/usr/bin/env node` bins. */

@@ -3,6 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { IpvsDaemon } from '@tandem/ipvs';
 import { ROOT, cli, stubDataplane } from './helpers.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
 /**
  * The ipvsadm commands the real ldirectord 4.12 issued in the recorded runs of
@@ -10,7 +11,7 @@ import { ROOT, cli, stubDataplane } from './helpers.ts';
  * replayed through tandem-ipvsadm: each must end the same way, and the table after the run must be
  * listed exactly as recorded.
  */
-const DIR = join(ROOT, '..', 'shared', 'reference', 'ldirectord-runs', 'sequences');
+const DIR = join(FIXTURES, 'reference', 'ldirectord-runs', 'sequences');
 
 describe('replaying the real ldirectord\'s recorded ipvsadm commands', () => {
   const logs = readdirSync(DIR).filter((f) => f.endsWith('.ipvsadm.log'));

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive, readPidFile, runCommand, type RunResult } from '@tandem/core';
 import { tableLines } from './replay-support.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
 const BIN = fileURLToPath(new URL('../bin/ldirectord.ts', import.meta.url));
 
@@ -57,7 +58,7 @@ describe('ldirectord command (real processes)', function () {
   });
 
   it('configtest: OK with a summary for the seed config, exit 0', async () => {
-    const r = await ld(['/work/shared/examples/ha.d/ldirectord.cf', 'configtest']);
+    const r = await ld([`${FIXTURES}/examples/ha.d/ldirectord.cf`, 'configtest']);
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stdout, /configuration OK: 1 virtual service\(s\), 5 real server\(s\)/);
   });

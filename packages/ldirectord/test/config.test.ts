@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, type Problem } from '@tandem/core';
 import { ALL_DIRECTIVES, LD_ERRORS, defaultBackendName, loadConfig, parseConfig, type LdConfig, type ParseEnv } from '@tandem/ldirectord';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
 const names = {
   hosts: new Map([
@@ -37,16 +38,16 @@ function warns(text: string): Problem[] {
 const V = 'virtual=127.0.0.100:80\n\treal=127.0.0.11:80 gate\n';
 
 describe('ldirectord config: the seed configurations', () => {
-  for (const f of readdirSync('/work/shared/examples/ha.d').filter((n) => n.startsWith('ldirectord'))) {
+  for (const f of readdirSync(`${FIXTURES}/examples/ha.d`).filter((n) => n.startsWith('ldirectord'))) {
     it(`parses ${f} without errors`, () => {
-      const file = join('/work/shared/examples/ha.d', f);
+      const file = join(`${FIXTURES}/examples/ha.d`, f);
       const r = parseConfig(readFileSync(file, 'utf8'), file, env);
       assert.ok(r.config, r.problems.map((p) => p.message).join('; '));
       assert.ok(r.config.virtuals.length >= 1);
     });
   }
   it('ldirectord.cf (seed 001): five ipip reals, quiescent, per-virtual fallback, timeouts from checktimeout=3', () => {
-    const c = parseConfig(readFileSync('/work/shared/examples/ha.d/ldirectord.cf', 'utf8'), 'ldirectord.cf', env).config!;
+    const c = parseConfig(readFileSync(`${FIXTURES}/examples/ha.d/ldirectord.cf`, 'utf8'), 'ldirectord.cf', env).config!;
     const v = c.virtuals[0]!;
     assert.equal(v.id, 'tcp 192.168.136.10:80');
     assert.equal(v.reals.length, 5);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { IpvsOp, IpvsTable, ServiceKey, VirtualService } from '@tandem/ipvs';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
 /**
  * Reads the recorded runs of the real ldirectord 4.12 (shared/reference/ldirectord-runs): the
@@ -7,7 +8,7 @@ import type { IpvsOp, IpvsTable, ServiceKey, VirtualService } from '@tandem/ipvs
  * and turns ipvsadm command lines into table operations, so a test can rebuild the table the real
  * daemon had at any moment and compare it with tandem's.
  */
-export const RUNS = '/work/shared/reference/ldirectord-runs';
+export const RUNS = `${FIXTURES}/reference/ldirectord-runs`;
 
 export interface TimelineEvent {
   t: number;

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, ProblemSink } from '@tandem/core';
 import { findGroup, formatGroup, groupsOf, loadHaresources, looksLikeIp, parseHaresources, parseIpSpec, RESOURCES_ERRORS } from '../src/index.ts';
+import { FIXTURES } from '../../../test/fixtures/paths.ts';
 
-const EXAMPLES = '/work/shared/examples/ha.d';
+const EXAMPLES = `${FIXTURES}/examples/ha.d`;
 
 function parse(text: string, nodes?: string[]) {
   const sink = new ProblemSink('haresources');
