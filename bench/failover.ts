@@ -287,8 +287,11 @@ async function main(): Promise<void> {
   log(`RESULT ${JSON.stringify(result)}`);
 }
 
+// process.on, not once: execa's signal-exit handler re-raises the signal (and so kills this
+// process before its namespaces are deleted) as soon as no other listener is left for it.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
+  process.on(sig, () => {
+    if (stopping) return;
     log(`\n${sig}: cleaning up`);
     stopping = true;
     void (current?.close() ?? Promise.resolve()).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
