@@ -4,8 +4,24 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 export type Family = 'inet' | 'inet6';
 
-/** Canonical text of an IP address (IPv6 lower-case and compressed), or undefined if it is none. */
+/**
+ * Canonical text of an IP address (IPv6 lower-case and compressed), or undefined if it is none.
+ * Memoized by text: diffs and table checks ask for the same few thousand addresses on every pass.
+ */
 export function canonicalAddress(text: string): string | undefined {
+  const hit = canonicalCache.get(text);
+  if (hit !== undefined || canonicalCache.has(text)) return hit;
+  const out = computeCanonical(text);
+  // Bounded: a process fed endless distinct strings starts over rather than growing without end.
+  if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
+  canonicalCache.set(text, out);
+  return out;
+}
+
+const CANONICAL_CACHE_MAX = 100_000;
+const canonicalCache = new Map<string, string | undefined>();
+
+function computeCanonical(text: string): string | undefined {
   if (isIPv4(text)) return text.split('.').map((o) => String(Number(o))).join('.');
   if (isIPv6(text)) {
     try {
@@ -25,6 +41,26 @@ export function familyOf(address: string): Family {
 
 /** An IPv4 address as an unsigned 32-bit number. */
 export function ipv4Number(a: string): number {
+  // By hand, without split: sorting a listing of 10,000 reals calls this ~300,000 times.
+  let n = 0;
+  let octet = 0;
+  let dots = 0;
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i);
+    if (c === 46) {
+      n = n * 256 + octet;
+      octet = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      octet = octet * 10 + (c - 48);
+    } else {
+      return ipv4NumberSlow(a);
+    }
+  }
+  return dots === 3 ? n * 256 + octet : ipv4NumberSlow(a);
+}
+
+function ipv4NumberSlow(a: string): number {
   const p = a.split('.').map(Number);
   return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
 }

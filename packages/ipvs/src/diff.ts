@@ -50,10 +50,15 @@ function realAttrsDiffer(a: RealServer, b: RealServer): boolean {
  * ipvsadm supports.
  */
 export function diffTables(actual: IpvsTable, desired: IpvsTable, owns: (k: ServiceKey) => boolean = () => true): IpvsOp[] {
+  // One pass over each side, each address canonicalized once (memoized) and each id built once:
+  // the daemon diffs 10,000 reals on every table change.
   const ops: IpvsOp[] = [];
-  const actualById = new Map(actual.services.map(asStored).map((s) => [serviceId(s), s]));
+  const actualStored = actual.services.map(asStored);
+  const actualById = new Map<string, VirtualService>();
+  for (const s of actualStored) actualById.set(serviceId(s), s);
   const desiredIds = new Set<string>();
-  for (const want of desired.services.map(asStored)) {
+  for (const given of desired.services) {
+    const want = asStored(given);
     const id = serviceId(want);
     desiredIds.add(id);
     const have = actualById.get(id);
@@ -64,16 +69,34 @@ export function diffTables(actual: IpvsTable, desired: IpvsTable, owns: (k: Serv
       continue;
     }
     if (serviceAttrsDiffer(have, want)) ops.push({ op: 'edit-service', service: { ...want, reals: [] } });
-    const haveReals = new Map(have.reals.map((r) => [realId(r), r]));
-    const wantIds = new Set(want.reals.map(realId));
-    for (const r of have.reals) if (!wantIds.has(realId(r))) ops.push({ op: 'delete-real', key, address: r.address, port: r.port });
-    for (const r of want.reals) {
-      const h = haveReals.get(realId(r));
+    const haveReals = new Map<string, RealServer>();
+    const haveIds = new Array<string>(have.reals.length);
+    for (let i = 0; i < have.reals.length; i++) {
+      const r = have.reals[i]!;
+      const rid = realId(r);
+      haveIds[i] = rid;
+      haveReals.set(rid, r);
+    }
+    const wantIds = new Array<string>(want.reals.length);
+    const wantSet = new Set<string>();
+    for (let i = 0; i < want.reals.length; i++) {
+      const rid = realId(want.reals[i]!);
+      wantIds[i] = rid;
+      wantSet.add(rid);
+    }
+    for (let i = 0; i < have.reals.length; i++) {
+      if (wantSet.has(haveIds[i]!)) continue;
+      const r = have.reals[i]!;
+      ops.push({ op: 'delete-real', key, address: r.address, port: r.port });
+    }
+    for (let i = 0; i < want.reals.length; i++) {
+      const r = want.reals[i]!;
+      const h = haveReals.get(wantIds[i]!);
       if (!h) ops.push({ op: 'add-real', key, real: r });
       else if (realAttrsDiffer(h, r)) ops.push({ op: 'edit-real', key, real: r });
     }
   }
-  for (const have of actual.services.map(asStored)) {
+  for (const have of actualStored) {
     const id = serviceId(have);
     if (!desiredIds.has(id) && owns(have)) ops.push({ op: 'delete-service', key: keyOf(have) });
   }

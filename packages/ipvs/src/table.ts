@@ -111,6 +111,8 @@ export function normalizeKey(k: ServiceKey, opIndex?: number): ServiceKey {
   return { protocol: k.protocol, address, port: k.port };
 }
 
+const FORWARDING: ReadonlySet<string> = new Set(['gate', 'masq', 'ipip']);
+
 /**
  * A real server as the table stores it under `svc`: canonical address, and the port ipvsadm
  * substitutes for gate and ipip (the service port; packets keep their destination port).
@@ -119,7 +121,7 @@ export function normalizeReal(svc: ServiceKey, r: RealServer, opIndex?: number):
   const address = canonicalAddress(r.address);
   if (address === undefined) throw tableError('E_IPVS_INVALID', `real server address ${r.address}`, opIndex);
   if (!Number.isInteger(r.port) || r.port < 0 || r.port > 65535) throw tableError('E_IPVS_INVALID', `real server port ${r.port}`, opIndex);
-  if (!['gate', 'masq', 'ipip'].includes(r.forwarding)) throw tableError('E_IPVS_INVALID', `forwarding ${String(r.forwarding)}`, opIndex);
+  if (!FORWARDING.has(r.forwarding)) throw tableError('E_IPVS_INVALID', `forwarding ${String(r.forwarding)}`, opIndex);
   if (familyOf(address) !== serviceFamily(svc) && r.forwarding !== 'ipip') throw tableError('E_IPVS_FAMILY', `real server ${address} in ${serviceId(svc)}`, opIndex);
   if (!Number.isInteger(r.weight) || r.weight < 0 || r.weight > 0x7fffffff) throw tableError('E_IPVS_RANGE', `weight ${r.weight}`, opIndex);
   const u = r.upperThreshold ?? 0;
@@ -225,7 +227,13 @@ function toTable(services: Map<string, Work>): IpvsTable {
   return { services: [...services.values()].map((w) => ({ ...w.svc, reals: [...w.reals.values()] })) };
 }
 
-function applyOne(services: Map<string, Work>, op: IpvsOp, i: number): void {
+/** How to take one change back: a batch applied in place is undone from these, newest first. */
+type Undo =
+  | { kind: 'service'; id: string; prev: Work | undefined }
+  | { kind: 'svc'; work: Work; prev: VirtualService }
+  | { kind: 'real'; work: Work; rid: string; prev: RealServer | undefined };
+
+function applyOne(services: Map<string, Work>, op: IpvsOp, i: number, undo?: Undo[]): void {
   switch (op.op) {
     case 'add-service': {
       const svc = normalizeService(op.service, i);
@@ -235,6 +243,7 @@ function applyOne(services: Map<string, Work>, op: IpvsOp, i: number): void {
       const work: Work = { svc, reals: new Map() };
       for (const r of op.service.reals ?? []) addReal(work, r, i);
       services.set(id, work);
+      undo?.push({ kind: 'service', id, prev: undefined });
       return;
     }
     case 'edit-service': {
@@ -242,12 +251,15 @@ function applyOne(services: Map<string, Work>, op: IpvsOp, i: number): void {
       const id = serviceId(svc);
       const have = services.get(id);
       if (!have) throw tableError('E_IPVS_NO_SERVICE', id, i);
+      undo?.push({ kind: 'svc', work: have, prev: have.svc });
       have.svc = svc;
       return;
     }
     case 'delete-service': {
       const id = serviceId(normalizeKey(op.key, i));
+      const prev = services.get(id);
       if (!services.delete(id)) throw tableError('E_IPVS_NO_SERVICE', id, i);
+      undo?.push({ kind: 'service', id, prev });
       return;
     }
     case 'add-real':
@@ -256,17 +268,21 @@ function applyOne(services: Map<string, Work>, op: IpvsOp, i: number): void {
       const id = serviceId(normalizeKey(op.key, i));
       const work = services.get(id);
       if (!work) throw tableError('E_IPVS_SERVICE_NOT_DEFINED', id, i);
-      if (op.op === 'add-real') return addReal(work, op.real, i);
+      if (op.op === 'add-real') return addReal(work, op.real, i, undo);
       if (op.op === 'edit-real') {
         const r = normalizeReal(work.svc, op.real, i);
         const rid = realId(r);
-        if (!work.reals.has(rid)) throw tableError('E_IPVS_NO_DEST', `${rid} in ${id}`, i);
+        const prev = work.reals.get(rid);
+        if (!prev) throw tableError('E_IPVS_NO_DEST', `${rid} in ${id}`, i);
         work.reals.set(rid, r);
+        undo?.push({ kind: 'real', work, rid, prev });
         return;
       }
       const address = canonicalAddress(op.address);
       const rid = address === undefined ? undefined : realId({ address, port: op.port });
+      const prev = rid === undefined ? undefined : work.reals.get(rid);
       if (rid === undefined || !work.reals.delete(rid)) throw tableError('E_IPVS_NO_DEST', `${op.address}:${op.port} in ${id}`, i);
+      undo?.push({ kind: 'real', work, rid, prev });
       return;
     }
     default: {
@@ -276,11 +292,52 @@ function applyOne(services: Map<string, Work>, op: IpvsOp, i: number): void {
   }
 }
 
-function addReal(work: Work, real: RealServer, i: number): void {
+function addReal(work: Work, real: RealServer, i: number, undo?: Undo[]): void {
   const r = normalizeReal(work.svc, real, i);
   const rid = realId(r);
   if (work.reals.has(rid)) throw tableError('E_IPVS_DEST_EXISTS', `${rid} in ${serviceId(work.svc)}`, i);
   work.reals.set(rid, r);
+  undo?.push({ kind: 'real', work, rid, prev: undefined });
+}
+
+/**
+ * A table kept indexed between batches, for a backend that applies many small batches to a large
+ * table: a batch costs O(its operations), not O(the table) as `applyOps` (which copies) does. Same
+ * rules, same errors, same all-or-nothing: a refused batch is undone before the error is thrown.
+ */
+export class IndexedTable {
+  #services: Map<string, Work>;
+
+  constructor(initial: IpvsTable = { services: [] }) {
+    this.#services = copyServices(normalizeTable(initial));
+  }
+
+  apply(ops: readonly IpvsOp[]): void {
+    const undo: Undo[] = [];
+    try {
+      for (let i = 0; i < ops.length; i++) applyOne(this.#services, ops[i]!, i, undo);
+    } catch (err) {
+      for (let j = undo.length - 1; j >= 0; j--) {
+        const u = undo[j]!;
+        if (u.kind === 'service') {
+          if (u.prev) this.#services.set(u.id, u.prev);
+          else this.#services.delete(u.id);
+        } else if (u.kind === 'svc') {
+          u.work.svc = u.prev;
+        } else if (u.prev) {
+          u.work.reals.set(u.rid, u.prev);
+        } else {
+          u.work.reals.delete(u.rid);
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** The table (in insertion order; entries are shared, never changed in place). */
+  table(): IpvsTable {
+    return toTable(this.#services);
+  }
 }
 
 /** The table with every service and real removed (ipvsadm -C). */
