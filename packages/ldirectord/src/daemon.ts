@@ -21,11 +21,13 @@ import { sendMail, type Mail } from './mail.ts';
  * injected (clock, backend, checker, command runner, logger), so tests run it whole in one
  * process; the CLI adds the pid file, signals and detaching.
  *
- * Each verdict goes through the policy; a decision that changes the table asks for a reconcile:
- * read the table, diff it against the desired one, apply the difference as one batch. Besides, a
- * heal pass runs every checkinterval (period, not sleep): it reconciles anyway (a table changed
- * behind our back is put right), looks at maintenancedir and at the config file (autoreload,
- * callback). Reloads are atomic: the new file is parsed completely first; a broken file changes
+ * Each verdict goes through the policy; a decision that changes the table marks it dirty and asks
+ * for a reconcile: diff the desired table against the last table the backend confirmed, apply the
+ * difference as one batch. At most one reconcile runs at a time; verdicts that arrive meanwhile
+ * are folded into exactly one more after it, so a burst of 1,000 transitions costs a few diffs,
+ * not 1,000. Besides, a heal pass runs every checkinterval (period, not sleep): it reads the table
+ * as it really is and reconciles against that (a table changed behind our back is put right),
+ * looks at maintenancedir and at the config file (autoreload, callback). Reloads are atomic: the new file is parsed completely first; a broken file changes
  * nothing and is logged with every problem.
  */
 
@@ -113,6 +115,13 @@ export class LdDaemon {
   #healTimer: TimerHandle | undefined;
   #nextHeal = 0;
   #dirty = false;
+  /** The next reconcile reads the table instead of trusting #confirmed (heal pass, after a failure). */
+  #readNext = true;
+  /**
+   * The table as the backend confirmed it: read, or read and then changed by batches it accepted.
+   * Reconciles between heal passes diff against it instead of reading the backend each time.
+   */
+  #confirmed: IpvsTable | undefined;
   #reconciling: Promise<void> | undefined;
   #commands: Promise<void> = Promise.resolve();
   #reloadChain: Promise<unknown> = Promise.resolve();
@@ -183,7 +192,7 @@ export class LdDaemon {
       const policy = new Policy(config, undefined);
       const decisions = policy.start(actual);
       this.#policy = policy;
-      await this.#applyDesired(actual, policy, () => false);
+      await this.#applyDesired(actual, policy, (k) => policy.owns(k));
       this.#emit(decisions);
       await this.#rememberFile();
       this.#loop = await this.#makeLoop();
@@ -301,14 +310,20 @@ export class LdDaemon {
 
   async #reconcileLoop(): Promise<void> {
     try {
+      // Let the verdicts of this turn of the event loop land first: one diff for all of them.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       for (let i = 0; this.#dirty && i < 1000; i++) {
         this.#dirty = false;
         const policy = this.#policy;
         if (!policy) break;
         try {
-          const actual = await this.#read();
-          await this.#applyDesired(actual, policy, () => false);
+          const fresh = this.#readNext || !this.#confirmed;
+          this.#readNext = false;
+          const actual = fresh ? await this.#read() : this.#confirmed!;
+          // A refused batch drops the cache (#applyDesired): the next pass starts from a fresh read.
+          await this.#applyDesired(actual, policy, (k) => policy.owns(k));
         } catch (err) {
+          this.#confirmed = undefined;
           this.#log('error', `reconcile failed: ${(err as Error).message}`);
         }
       }
@@ -331,23 +346,29 @@ export class LdDaemon {
    * operations and the error, and the next pass tries again from the table as it really is (the
    * policy state does not pretend the change happened).
    */
-  async #applyDesired(actual: IpvsTable, policy: Policy, alsoOwns: (k: ServiceKey) => boolean): Promise<IpvsOp[]> {
+  async #applyDesired(actual: IpvsTable, policy: Policy, owns: (k: ServiceKey) => boolean): Promise<boolean> {
     const desired = policy.desired(actual);
-    const ops = diffTables(actual, desired, (k) => policy.owns(k) || alsoOwns(k));
-    if (ops.length === 0) return ops;
+    const ops = diffTables(actual, desired, owns);
+    if (ops.length === 0) {
+      this.#confirmed = actual;
+      return true;
+    }
     for (const op of ops) this.#log('debug', `ipvs: ${describeOp(op)}`);
     try {
       await this.backend.apply(ops);
       policy.applied(desired);
+      this.#confirmed = afterApply(actual, desired, owns);
       this.#lastApplyError = undefined;
       this.metrics.inc('ldirectord_table_ops_total', 'IPVS operations applied', {}, ops.length);
       this.metrics.inc('ldirectord_table_batches_total', 'IPVS batches applied');
+      return true;
     } catch (err) {
+      this.#confirmed = undefined;
       this.#lastApplyError = (err as Error).message;
       this.metrics.inc('ldirectord_backend_errors_total', 'Backend reads or writes that failed', { op: 'apply' });
       this.#log('error', `applying ${ops.length} IPVS change(s) failed, will retry on the next pass: ${(err as Error).message}; batch: ${ops.map(describeOp).join('; ')}`);
+      return false;
     }
-    return ops;
   }
 
   #armHeal(first = false): void {
@@ -371,6 +392,7 @@ export class LdDaemon {
       this.#repeatAlerts();
       await this.#watchFile();
       if (this.#state === 'running') {
+        this.#readNext = true;
         this.#requestReconcile();
         await this.#reconciling;
       }
@@ -489,7 +511,7 @@ export class LdDaemon {
       }
       for (const p of config.problems) this.#log('warn', formatProblem(p));
       // Dropped virtuals are removed by this one batch; afterwards only the new config's are owned.
-      await this.#applyDesired(actual, policy, (k) => oldIds.has(serviceId(k)));
+      await this.#applyDesired(actual, policy, (k) => policy.owns(k) || oldIds.has(serviceId(k)));
       this.#emit(decisions);
       this.#loop?.update(this.#checks(config));
       await this.#rememberFile();
@@ -604,6 +626,15 @@ export class LdDaemon {
         return { ok: false, error: `unknown command ${req.cmd}; try status, metrics, reload, stop`, code: 'E_CONTROL_PROTOCOL' };
     }
   }
+}
+
+/**
+ * The table after a batch built by diffTables(actual, desired, owns) was accepted: the desired
+ * services, and the services of `actual` that were neither desired nor owned (left alone).
+ */
+function afterApply(actual: IpvsTable, desired: IpvsTable, owns: (k: ServiceKey) => boolean): IpvsTable {
+  const ids = new Set(desired.services.map((s) => serviceId(s)));
+  return { services: [...desired.services, ...actual.services.filter((s) => !ids.has(serviceId(s)) && !owns(s))] };
 }
 
 function silentLogger(): Logger {

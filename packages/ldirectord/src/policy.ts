@@ -102,6 +102,13 @@ export class Policy {
   #index: Map<string, { service: VirtualService; reals: Map<string, RealServer> }> | undefined;
   /** Reals up per virtual, kept with every change of a real's up flag. */
   readonly #upCount = new Map<string, number>();
+  /** Bumped by every change desired() depends on (a real's up flag, and with it its placement). */
+  #version = 0;
+  /**
+   * The last desired() result, reused while nothing it depends on changed: the table it was
+   * computed from matters only when a readdquiescent=no real's presence was looked up (`actual`).
+   */
+  #desiredCache: { version: number; actual: IpvsTable | undefined; table: IpvsTable } | undefined;
 
   /**
    * `previous` is the policy of the configuration this one replaces (reload): a real with the same
@@ -314,10 +321,12 @@ export class Policy {
   #setUp(v: LdVirtual, st: RealState, up: boolean): void {
     if (st.up === up) return;
     st.up = up;
+    this.#version++;
     this.#upCount.set(v.id, (this.#upCount.get(v.id) ?? 0) + (up ? 1 : -1));
   }
 
   #observe(actual: IpvsTable): void {
+    if (actual === this.#lastActual) return;
     this.#lastActual = actual;
     this.#index = undefined;
   }
@@ -359,6 +368,9 @@ export class Policy {
    */
   desired(actual: IpvsTable): IpvsTable {
     this.#observe(actual);
+    const c = this.#desiredCache;
+    if (c && c.version === this.#version && (c.actual === undefined || c.actual === actual)) return c.table;
+    let usedActual = false;
     const services: VirtualService[] = [];
     for (const { virtual: v } of this.#virtuals.values()) {
       const svc = this.#service(v);
@@ -369,7 +381,12 @@ export class Policy {
           anyUp = true;
           svc.reals.push(this.#realEntry(r, r.weight));
         } else if (v.quiescent) {
-          if (st.placement === 'place' || this.#present(v.id, r.address, r.ipvsPort)) svc.reals.push(this.#realEntry(r, 0));
+          if (st.placement === 'place') {
+            svc.reals.push(this.#realEntry(r, 0));
+          } else {
+            usedActual = true;
+            if (this.#present(v.id, r.address, r.ipvsPort)) svc.reals.push(this.#realEntry(r, 0));
+          }
         }
       }
       if (!anyUp && v.fallback) {
@@ -377,7 +394,9 @@ export class Policy {
       }
       services.push(svc);
     }
-    return { services };
+    const table = { services };
+    this.#desiredCache = { version: this.#version, actual: usedActual ? actual : undefined, table };
+    return table;
   }
 
   /**
