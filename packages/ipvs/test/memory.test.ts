@@ -52,6 +52,37 @@ describe('MemoryBackend (kernel validation)', () => {
     assert.equal(b.refused.length, 10);
   });
 
+  it('undoes every kind of change of a batch refused at its last operation (the table is kept indexed, not copied)', async () => {
+    const U = { protocol: 'udp' as const, address: '127.0.0.100', port: 53 };
+    const b = new MemoryBackend({ services: [{ ...svc(), reals: [real(11), real(12, { weight: 2 })] }, { ...U, scheduler: 'rr', reals: [real(21, { port: 53 })] }] });
+    const before = await b.read();
+    const refused = await refusal(b, [
+      { op: 'add-real', key: V, real: real(13) },
+      { op: 'edit-real', key: V, real: real(11, { weight: 5 }) },
+      { op: 'delete-real', key: V, address: '127.0.0.12', port: 80 },
+      { op: 'edit-service', service: svc({ scheduler: 'rr' }) },
+      { op: 'delete-service', key: U },
+      { op: 'add-service', service: { ...svc({ port: 443 }), reals: [real(31)] } },
+      { op: 'add-real', key: V, real: real(11) },
+    ]);
+    assert.deepEqual(refused, { code: 'E_IPVS_DEST_EXISTS', message: 'Destination already exists', opIndex: 6 });
+    assert.deepEqual(await b.read(), before);
+    // The same batch without its bad operation is applied whole.
+    await b.apply([
+      { op: 'add-real', key: V, real: real(13) },
+      { op: 'edit-real', key: V, real: real(11, { weight: 5 }) },
+      { op: 'delete-real', key: V, address: '127.0.0.12', port: 80 },
+      { op: 'edit-service', service: svc({ scheduler: 'rr' }) },
+      { op: 'delete-service', key: U },
+      { op: 'add-service', service: { ...svc({ port: 443 }), reals: [real(31)] } },
+    ]);
+    const t = await b.read();
+    assert.deepEqual(t.services.map((s) => `${s.protocol} ${s.port} ${s.scheduler} ${s.reals.map((r) => `${r.address}/${r.port}/w${r.weight}`).join(',')}`), [
+      'tcp 80 rr 127.0.0.11/80/w5,127.0.0.13/80/w1',
+      'tcp 443 wrr 127.0.0.31/443/w1',
+    ]);
+  });
+
   it('stores gate and ipip reals on the service port, as ipvsadm does; masq keeps its port', async () => {
     const b = new MemoryBackend();
     await b.apply([

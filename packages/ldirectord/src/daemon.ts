@@ -116,7 +116,7 @@ export class LdDaemon {
   #nextHeal = 0;
   #dirty = false;
   /** The next reconcile reads the table instead of trusting #confirmed (heal pass, after a failure). */
-  #readNext = true;
+  #readNext = false;
   /**
    * The table as the backend confirmed it: read, or read and then changed by batches it accepted.
    * Reconciles between heal passes diff against it instead of reading the backend each time.

@@ -171,6 +171,39 @@ describe('ldirectord daemon (in-process, virtual time, memory backend)', functio
     assert.deepEqual(await rig.table(), ['tcp 127.0.0.100:80 wrr', '  127.0.0.11:80 gate w1', '  127.0.0.12:80 gate w2', '  127.0.0.13:80 gate w0']);
   });
 
+  it('coalesces: 60 reals coming up together are applied in a few batches, and the table is read only at start and on heal passes', async () => {
+    const mem = new MemoryBackend();
+    let reads = 0;
+    const counting: IpvsBackend = {
+      name: 'counting',
+      read: () => {
+        reads++;
+        return mem.read();
+      },
+      apply: (ops: readonly IpvsOp[]) => mem.apply(ops),
+    };
+    const reals = Array.from({ length: 60 }, (_, i) => `\treal=127.0.1.${i + 1}:80 gate`).join('\n');
+    rig = new Rig(`checktimeout=1\ncheckinterval=5\nquiescent=no\nvirtual=127.0.0.100:80\n${reals}\n\tservice=http\n\trequest="index.html"\n\treceive="Test Page"\n`, counting);
+    await rig.start();
+    const readsAtStart = reads;
+    await run(rig.clock, 1000);
+    await rig.daemon.settled();
+    // Before the first heal pass (5 s): every change came from the confirmed table, no read.
+    assert.equal(reads, readsAtStart);
+    const table = await rig.table();
+    assert.equal(table.length, 61, table.join('\n'));
+    assert.match(rig.log(), /Added real server: 127\.0\.1\.60:80/);
+    assert.ok(mem.batches.length >= 1 && mem.batches.length <= 15, `${mem.batches.length} batches for 60 verdicts`);
+    assert.equal(mem.batches.flat().filter((op) => op.op === 'add-real').length, 60);
+    // The heal pass reads the table as it really is and puts right what was changed behind our back.
+    await mem.apply([{ op: 'delete-real', key: { protocol: 'tcp', address: '127.0.0.100', port: 80 }, address: '127.0.1.7', port: 80 }]);
+    const readsBeforeHeal = reads;
+    await run(rig.clock, 5000, 500);
+    await rig.daemon.settled();
+    assert.ok(reads > readsBeforeHeal, 'the heal pass read the table');
+    assert.equal((await rig.table()).length, 61);
+  });
+
   it('heals the table: a real deleted or re-weighted behind its back is put right on the next pass', async () => {
     rig = new Rig(BASIC('quiescent=no'));
     await rig.start();
