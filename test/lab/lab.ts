@@ -231,6 +231,9 @@ export class SeedLab {
   /** The director's host dies: every daemon SIGKILLed and its cable pulled. */
   async killDirector(host: string): Promise<void> {
     const procs = this.#directors.get(host)!;
+    // Power off: the daemons stop at once, then the cable goes (cutting the link first would let
+    // the serial link carry keepalives for a moment longer than a dead host sends them).
+    for (const p of [procs.heartbeat, procs.ipvsd]) if (p && processAlive(p.pid)) try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
     await this.topo.setLink(host, false);
     for (const p of [procs.heartbeat, procs.ipvsd]) if (p) await this.topo.kill(p, 'SIGKILL');
     // Whatever the dead director's heartbeat had started (ldirectord) dies with the host.

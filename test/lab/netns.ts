@@ -154,9 +154,14 @@ export class Topology {
 
 /** Deletes the topology on SIGINT/SIGTERM/exit as well, for interactive runs. */
 export function closeOnSignals(t: Topology): void {
+  // process.on, not once: after a once-handler has run, a second signal (or execa's own handler
+  // re-raising it) would kill the process before the namespaces are deleted.
+  let closing = false;
   const handler = (sig: NodeJS.Signals) => {
+    if (closing) return;
+    closing = true;
     void t.close().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
 }
