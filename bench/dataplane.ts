@@ -8,12 +8,12 @@
 // connections open through it. Everything on loopback; every child is started and stopped by PID.
 import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { ensureDebianPackages } from './_debian.ts';
+import { freePort, waitForPort } from '../test/lab/ports.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -41,33 +41,7 @@ const exited = new Set<ResultPromise>();
 const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-dp-'));
 
 
-async function freePort(address: string): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.listen(0, address, () => resolve());
-  });
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-async function waitPort(host: string, port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${host}:${port} did not come up`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitPort = (host: string, port: number, timeoutMs = 10_000) => waitForPort(host, port, timeoutMs);
 
 function spawn(cmd: string, argv: string[], label: string): ResultPromise {
   const p = execa(cmd, argv, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, env: { TANDEM_DP_ENGINE: ENGINE } });

@@ -5,24 +5,11 @@
 import assert from 'node:assert/strict';
 import { controlRequest } from '@tandem/core';
 import { SeedLab, DIRECTORS, REALS, VIP, canMakeNamespaces } from './lab/lab.ts';
+import { waitFor } from './lab/ports.ts';
 
 interface ProbeResult { t: number; ok: boolean; by?: string; err?: string }
 interface ListReply { ok: boolean; table?: { services: { address: string; port: number; reals: { address: string; port: number; weight: number }[] }[] } }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000, stepMs = 200): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 describe('e2e: seed 001 cluster in network namespaces', function () {
   this.timeout(180_000);

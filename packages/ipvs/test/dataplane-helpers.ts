@@ -43,17 +43,7 @@ export async function startBackend(name: string, address = '127.0.0.1'): Promise
   };
 }
 
-/** A port that is free on `address` right now (bind to 0 and release). */
-export async function freePort(address: string): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.listen(0, address, () => resolve());
-  });
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../../test/lab/ports.ts';
 
 export function real(b: { address: string; port: number }, weight = 1, extra: Partial<RealServer> = {}): RealServer {
   return { address: b.address, port: b.port, forwarding: 'masq', weight, ...extra };

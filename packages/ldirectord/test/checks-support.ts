@@ -5,6 +5,7 @@ import dgram from 'node:dgram';
 import { execa, execaSync, type ResultPromise } from 'execa';
 import type { CheckSpec, Verdict } from '../src/checks/types.ts';
 import { runCheck } from '../src/checks/index.ts';
+import { waitForPort as waitForPortOpen } from '../../../test/lab/ports.ts';
 
 export function spec(over: Partial<CheckSpec>): CheckSpec {
   return {
@@ -28,17 +29,7 @@ export function check(s: CheckSpec): Promise<Verdict> {
   return runCheck(s, new AbortController().signal);
 }
 
-/** A TCP port nothing listens on right now (bound and released by the kernel's choice). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../../test/lab/ports.ts';
 
 export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -78,21 +69,9 @@ export async function silentUdp(host = '127.0.0.1'): Promise<{ port: number; clo
 }
 
 export async function waitForPort(host: string, port: number, deadlineMs = 30_000, daemon?: Daemon): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  for (let i = 0; Date.now() < until && i < 10_000; i++) {
+  await waitForPortOpen(host, port, deadlineMs, () => {
     if (daemon?.exited()) throw new Error(`server exited before listening on ${host}:${port}:\n${daemon.output().slice(-2000)}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on ${host}:${port} after ${deadlineMs} ms`);
+  });
 }
 
 export async function waitFor(what: string, probe: () => Promise<boolean> | boolean, deadlineMs = 30_000): Promise<void> {
