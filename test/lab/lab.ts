@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive } from '@tandem/core';
 import { Topology, type Spawned } from './netns.ts';
+import { waitForControl } from './ports.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(here, '../..');
@@ -219,13 +220,8 @@ export class SeedLab {
     this.log(`${d.node}: heartbeat and balancer started`);
   }
 
-  async #waitSocket(path: string, what: string, ms = 20_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (existsSync(path) && (await controlRequest(path, { cmd: 'ping' }, 1000).then(() => true, () => false))) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${what} did not answer on ${path} within ${ms} ms (logs in ${this.dir})`);
+  #waitSocket(path: string, what: string, ms = 20_000): Promise<void> {
+    return waitForControl(path, `${what} (logs in ${this.dir})`, ms);
   }
 
   /** The director's host dies: every daemon SIGKILLed and its cable pulled. */

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive } from '@tandem/core';
+import { waitForControl } from './ports.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '../..');
@@ -80,12 +81,8 @@ export class LoopbackLab {
     this.events.push(`${addr}: web server killed`);
   }
 
-  async #wait(path: string): Promise<void> {
-    for (let i = 0; i < 200; i++) {
-      if (await controlRequest(path, { cmd: 'ping' }, 500).then(() => true, () => false)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`nothing answers on ${path} (logs in ${this.dir})`);
+  #wait(path: string): Promise<void> {
+    return waitForControl(path, `a daemon of the loopback lab (logs in ${this.dir})`);
   }
 
   async table() {

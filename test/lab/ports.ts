@@ -3,6 +3,7 @@
  * started listening, and a bounded poll. Each loop is bounded in time and in count.
  */
 import net from 'node:net';
+import { controlRequest } from '@tandem/core';
 
 /** A TCP port nothing listens on right now (bound to 0 on `host` and released). */
 export function freePort(host = '127.0.0.1'): Promise<number> {
@@ -56,4 +57,9 @@ export async function waitForPort(host: string, port: number, ms = 30_000, check
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`nothing listens on ${host}:${port} after ${ms} ms`);
+}
+
+/** Waits until a daemon answers `ping` on its control socket (tandem-ipvsd, heartbeat, ldirectord). */
+export async function waitForControl(path: string, what: string, ms = 20_000): Promise<void> {
+  await waitFor(`${what} to answer on ${path}`, () => controlRequest(path, { cmd: 'ping' }, 1000).then(() => true, () => false), ms, 100);
 }
