@@ -1,32 +1,36 @@
 // `npm run bench -- checks [--reals N] [--interval S] [--timeout S] [--runs R] [--window S]
-//                          [--mode daemon|scheduler] [--keepalive] [--concurrency C] [--port P]`
+//                          [--mode daemon|scheduler] [--server nginx|node] [--keepalive] [--concurrency C] [--port P]`
 // `npm run bench -- checks --clients [--count K]`: CPU per check of each HTTP client path alone.
 //
-// Health-check throughput and detection latency of tandem's ldirectord. N real servers are served
-// by one light HTTP server process (bench/_checks-server.ts) listening on N-1 loopback addresses
-// 127.20.x.y:8080; the last real is a separate one-address process (the victim) that the benchmark
-// kills (SIGKILL) and hangs (SIGSTOP) to measure detection.
+// Health-check throughput and detection latency of tandem's ldirectord. N-1 real servers are one
+// nginx process (bench/_checks-nginx.ts; `--server node`: Node processes, bench/_checks-server.ts)
+// listening on N-1 loopback addresses 127.20.x.y:8080; the last real is a separate one-address
+// Node process (the victim) that the benchmark kills (SIGKILL) and hangs (SIGSTOP) to measure
+// detection.
 //
-// mode daemon (default): tandem's LdDaemon runs in this process on a generated ldirectord.cf with
-// one virtual and N reals (service=http, GET /index.html, receive "Test Page", quiescent=no) and
-// the in-memory IPVS backend, so every figure includes config, policy, table diff and apply.
-// mode scheduler: the CheckScheduler alone with runCheck (no policy, no table) — the checker's own
-// cost; --keepalive turns on the httpKeepAlive extension there.
+// The checker runs in a process of its own (bench/_checks-daemon.ts), started with the Node flags
+// of the real `ldirectord` command (DAEMON_NODE_FLAGS), so its CPU and RSS are the daemon's alone.
+// mode daemon (default): tandem's LdDaemon on a generated ldirectord.cf with one virtual and N reals
+// (service=http, GET /index.html, receive "Test Page", quiescent=no) and an in-memory IPVS backend,
+// so every figure includes config, policy, table diff and apply. mode scheduler: the CheckScheduler
+// alone with runCheck (no policy, no table); --keepalive turns on the httpKeepAlive extension there.
 //
-// Figures: achieved check period per real (p50/p99, measured by the server from request arrival
-// times), checks per second, checker CPU (user+system of this process) per check and as a share of
-// one core, RSS, detection latency (victim killed → table changed, victim hung → table changed;
-// p50/p99 over --runs runs), and start → fully applied table. Nothing is asserted.
+// Figures: achieved check period per real (p50/p99, from the server's request log), checks per
+// second, checker CPU (user+system of the checker process) per check and as a share of one core,
+// its RSS, the server's CPU per request, detection latency (victim killed → table changed, victim
+// hung → table changed; p50/p99 over --runs runs), and start → fully applied table (with the CPU
+// the checker spent on it). Nothing is asserted.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode, type ResultPromise } from 'execa';
-import type { IpvsOp } from '@tandem/ipvs';
-import { FastMemoryBackend } from './_checks-backend.ts';
-import { LdDaemon } from '@tandem/ldirectord/daemon';
-import { CheckScheduler, runCheck, type CheckSpec, type Verdict } from '@tandem/ldirectord/checks/index';
+import { runCheck, type CheckSpec, type Verdict } from '@tandem/ldirectord/checks/index';
+import { DAEMON_NODE_FLAGS } from '@tandem/ldirectord/node-flags';
 import { benchAddress } from './_checks-addr.ts';
+import { startNginx, type NginxServer } from './_checks-nginx.ts';
+import { ensureDebianPackages } from './_debian.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,9 +45,10 @@ const MODE = arg('mode', 'daemon');
 const CONCURRENCY = Number(arg('concurrency', '1024'));
 const KEEPALIVE = process.argv.includes('--keepalive');
 const PORT = Number(arg('port', '8080'));
+const SERVER = arg('server', 'nginx');
 const VIP = '127.0.0.100';
-if (!(N >= 2) || !(INTERVAL_S > 0) || !(TIMEOUT_S > 0) || !['daemon', 'scheduler'].includes(MODE)) {
-  console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--mode daemon|scheduler] [--keepalive]');
+if (!(N >= 2) || !(INTERVAL_S > 0) || !(TIMEOUT_S > 0) || !['daemon', 'scheduler'].includes(MODE) || !['nginx', 'node'].includes(SERVER)) {
+  console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--mode daemon|scheduler] [--server nginx|node] [--keepalive]');
   process.exit(2);
 }
 const CLIENTS = process.argv.includes('--clients');
@@ -54,6 +59,8 @@ if (KEEPALIVE && MODE !== 'scheduler') {
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const serverFile = join(here, '_checks-server.ts');
+const daemonFile = join(here, '_checks-daemon.ts');
+const cleanupDirs: string[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -69,6 +76,7 @@ process.on('exit', () => {
       // gone
     }
   }
+  for (const d of cleanupDirs) rmSync(d, { recursive: true, force: true });
 });
 const children = new Set<number>();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
@@ -93,44 +101,65 @@ const PER_SERVER = 5000;
 const victimAddress = benchAddress(N - 1);
 const victimKey = `${victimAddress}:${PORT}`;
 
-// ---- the table, as the backend sees it: count of reals and victim presence, with timestamps ----
-let realsInTable = 0;
-let victimInTable = false;
-let allInTableAt = 0;
-let startedAt = 0;
+// ---- the checker: tandem's ldirectord (or the scheduler alone) in a process of its own ----
+type Msg = { t: string; [k: string]: unknown };
+type Stats = { at: number; cpuUs: number; rssMax: number; heapMax: number; rss: number; heapUsed: number; sched?: { completed: number; entries: number; ids: number; running: number; queued: number } };
+const abs = (): number => performance.timeOrigin + performance.now();
 const victimChanges: { at: number; present: boolean }[] = [];
-function observe(ops: readonly IpvsOp[]): void {
-  const at = performance.now();
-  if (process.env.BENCH_DEBUG) console.log(`${Math.round(at - startedAt)} ms applied ${ops.length} op(s): ${ops.map((o) => o.op).join(',')}`);
-  for (const op of ops) {
-    if (op.op === 'add-real') {
-      realsInTable++;
-      if (`${op.real.address}:${op.real.port}` === victimKey) {
-        victimInTable = true;
-        victimChanges.push({ at, present: true });
-      }
-    } else if (op.op === 'delete-real') {
-      realsInTable--;
-      if (`${op.address}:${op.port}` === victimKey) {
-        victimInTable = false;
-        victimChanges.push({ at, present: false });
-      }
-    }
-  }
-  if (!allInTableAt && realsInTable >= N) allInTableAt = at;
-}
+let victimInTable = false;
 
-// ---- scheduler mode: the same bookkeeping fed straight from verdicts ----
-const up = new Map<string, boolean>();
-function schedulerVerdict(id: string, v: Verdict): void {
-  const was = up.get(id) ?? false;
-  if (was === v.up) return;
-  up.set(id, v.up);
-  const ops: IpvsOp[] = [];
-  const [address, port] = [id.slice(0, id.lastIndexOf(':')), Number(id.slice(id.lastIndexOf(':') + 1))];
-  const key = { protocol: 'tcp' as const, address: VIP, port: 80 };
-  ops.push(v.up ? { op: 'add-real', key, real: { address, port, forwarding: 'masq', weight: 1 } } : { op: 'delete-real', key, address, port });
-  observe(ops);
+class CheckerProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  startedAt = NaN;
+  startCpuUs = 0;
+  fullAt = NaN;
+  fullCpuUs = NaN;
+  #waiters: { t: string; resolve: (m: Msg) => void }[] = [];
+  #exited = false;
+
+  constructor(args: object) {
+    this.child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonFile, JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.pid = this.child.pid!;
+    children.add(this.pid);
+    this.child.on('exit', (code, sig) => {
+      this.#exited = true;
+      for (const w of this.#waiters.splice(0)) w.resolve({ t: 'exit', code, sig });
+    });
+    this.child.on('message', (m: Msg) => {
+      if (m.t === 'victim') {
+        victimInTable = m.present as boolean;
+        victimChanges.push({ at: m.at as number, present: m.present as boolean });
+      } else if (m.t === 'starting') {
+        this.startedAt = m.at as number;
+        this.startCpuUs = m.cpuUs as number;
+      } else if (m.t === 'full') {
+        this.fullAt = m.at as number;
+        this.fullCpuUs = m.cpuUs as number;
+      } else if (m.t === 'error') {
+        console.error(`checker process failed: ${m.text as string}`);
+        process.exit(1);
+      } else if (m.t === 'log') console.log(`checker: ${m.text as string}`);
+      const i = this.#waiters.findIndex((w) => w.t === m.t);
+      if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(m);
+    });
+  }
+
+  next(t: string): Promise<Msg> {
+    if (this.#exited) return Promise.reject(new Error('checker process has exited'));
+    return new Promise((resolve) => this.#waiters.push({ t, resolve }));
+  }
+
+  async ask(cmd: object, t: string): Promise<Msg> {
+    const p = this.next(t);
+    this.child.send(cmd);
+    const m = await p;
+    if (m.t === 'exit') throw new Error(`checker process exited (${String(m.code ?? m.sig)}) while waiting for ${t}`);
+    return m;
+  }
+  stats(): Promise<Stats> {
+    return this.ask({ cmd: 'stats' }, 'stats') as unknown as Promise<Stats>;
+  }
 }
 
 function specFor(address: string): CheckSpec {
@@ -142,92 +171,88 @@ function specFor(address: string): CheckSpec {
 }
 
 async function main(): Promise<void> {
-  console.log(`checks benchmark: ${N} reals, checkinterval=${INTERVAL_S}s, checktimeout=${TIMEOUT_S}s, mode ${MODE}${KEEPALIVE ? ' (keep-alive)' : ''}, ${RUNS} detection runs`);
+  console.log(`checks benchmark: ${N} reals, checkinterval=${INTERVAL_S}s, checktimeout=${TIMEOUT_S}s, mode ${MODE}${KEEPALIVE ? ' (keep-alive)' : ''}, server ${SERVER}, ${RUNS} detection runs`);
   const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-checks-'));
+  cleanupDirs.push(dir);
   const t0 = performance.now();
+  // ---- the servers: N-1 addresses in nginx (or Node processes), the victim in a Node process of its own ----
   const mains: Server[] = [];
-  for (let first = 0; first < N - 1; first += PER_SERVER) mains.push(await startServer([String(PORT), '--range', String(first), String(Math.min(PER_SERVER, N - 1 - first))]));
+  let nginx: NginxServer | undefined;
+  const served = Array.from({ length: N - 1 }, (_, i) => benchAddress(i));
+  if (SERVER === 'nginx') {
+    await ensureDebianPackages(['nginx-light']);
+    nginx = await startNginx(dir, served, PORT);
+    children.add(nginx.pid);
+  } else {
+    for (let first = 0; first < N - 1; first += PER_SERVER) mains.push(await startServer([String(PORT), '--range', String(first), String(Math.min(PER_SERVER, N - 1 - first))]));
+  }
   let victim = await startServer([String(PORT), victimAddress]);
-  console.log(`servers: ${N - 1} addresses in ${mains.length} process(es) (pid ${mains.map((m) => m.pid).join(', ')}), victim ${victimAddress} in pid ${victim.pid} (${Math.round(performance.now() - t0)} ms to listen)`);
+  const serverPids = nginx ? [nginx.pid] : mains.map((m) => m.pid);
+  console.log(`servers: ${N - 1} addresses in ${SERVER === 'nginx' ? 'one nginx process' : `${mains.length} Node process(es)`} (pid ${serverPids.join(', ')}), victim ${victimAddress} in Node pid ${victim.pid} (${Math.round(performance.now() - t0)} ms to listen)`);
 
-  let scheduler: CheckScheduler | undefined;
-  let daemon: LdDaemon | undefined;
-  const backend = new FastMemoryBackend();
-  const apply = backend.apply.bind(backend);
-  backend.apply = async (ops) => {
-    await apply(ops);
-    observe(ops);
-  };
-
-  const cpu0 = process.cpuUsage();
-  startedAt = performance.now();
+  let configFile: string | undefined;
   if (MODE === 'daemon') {
     const lines = [`checkinterval=${INTERVAL_S}`, `checktimeout=${TIMEOUT_S}`, 'quiescent=no', `virtual=${VIP}:80`];
     for (let i = 0; i < N; i++) lines.push(`\treal=${benchAddress(i)}:${PORT} masq`);
     lines.push('\tservice=http', '\trequest="/index.html"', '\treceive="Test Page"', '\tscheduler=wrr', '');
-    const cf = join(dir, 'ldirectord.cf');
-    writeFileSync(cf, lines.join('\n'));
-    startedAt = performance.now();
-    daemon = new LdDaemon({
-      configFile: cf,
-      backend,
-      checkLoop: ({ onVerdict, check, clock }) => (scheduler = new CheckScheduler({ onVerdict, check, clock, concurrency: CONCURRENCY })),
-      ...(process.env.BENCH_DEBUG ? { onDecision: (d: { kind: string; message: string }) => console.log(`${Math.round(performance.now() - startedAt)} ms decision ${d.kind}: ${d.message}`) } : {}),
-    });
-    await daemon.start();
-  } else {
-    scheduler = new CheckScheduler({ onVerdict: schedulerVerdict, check: runCheck, concurrency: CONCURRENCY });
-    const checks = [];
-    for (let i = 0; i < N; i++) {
-      const address = benchAddress(i);
-      checks.push({ id: `${address}:${PORT}`, spec: specFor(address), intervalMs: INTERVAL_S * 1000 });
-    }
-    scheduler.update(checks);
-    scheduler.start();
+    configFile = join(dir, 'ldirectord.cf');
+    writeFileSync(configFile, lines.join('\n'));
   }
-  const startDeadline = performance.now() + Math.max(120_000, N * 30);
-  while (!allInTableAt && performance.now() < startDeadline) await sleep(5);
-  const startToTable = allInTableAt ? allInTableAt - startedAt : NaN;
-  const startCpu = process.cpuUsage(cpu0);
-  console.log(`start → all ${N} reals in the table: ${Math.round(startToTable)} ms (CPU ${Math.round((startCpu.user + startCpu.system) / 1000)} ms)`);
+  const checker = new CheckerProcess({ mode: MODE, reals: N, intervalS: INTERVAL_S, timeoutS: TIMEOUT_S, port: PORT, concurrency: CONCURRENCY, keepalive: KEEPALIVE, vip: VIP, victimKey, configFile });
+  await checker.next('ready');
+  console.log(`checker: pid ${checker.pid}, node ${DAEMON_NODE_FLAGS.join(' ') || '(no flags)'}`);
+  const serverCpu0 = nginx ? nginx.cpuUs() : 0;
+  const full = checker.next('full');
+  checker.child.send({ cmd: 'start' });
+  await Promise.race([full, sleep(Math.max(120_000, N * 30))]);
+  const startToTable = checker.fullAt - checker.startedAt;
+  const startCpuMs = (checker.fullCpuUs - checker.startCpuUs) / 1000;
+  const serverStartCpuMs = nginx ? (nginx.cpuUs() - serverCpu0) / 1000 : NaN;
+  const atFull = await checker.stats();
+  console.log(`start → all ${N} reals in the table: ${Math.round(startToTable)} ms (checker CPU ${Math.round(startCpuMs)} ms${nginx ? `, nginx CPU ≈ ${Math.round(serverStartCpuMs)} ms` : ''}; checker RSS peak so far ${Math.round(atFull.rssMax / 1048576)} MB)`);
 
   // ---- steady state ----
   await sleep(Math.max(2000, INTERVAL_S * 2000));
-  let rssMax = 0;
-  let heapMax = 0;
-  const rssTimer = setInterval(() => {
-    const m = process.memoryUsage();
-    rssMax = Math.max(rssMax, m.rss);
-    heapMax = Math.max(heapMax, m.heapUsed);
-  }, 250);
+  await checker.ask({ cmd: 'reset-max' }, 'ok');
   for (const m of mains) await ask(m, 'record');
-  const c0 = process.cpuUsage();
-  const s0 = scheduler!.stats().completed;
-  const w0 = performance.now();
+  const s0 = await checker.stats();
+  const srvCpu0 = nginx ? nginx.cpuUs() : 0;
   await sleep(WINDOW_S * 1000);
-  const c1 = process.cpuUsage(c0);
-  const checks = scheduler!.stats().completed - s0;
-  const wall = (performance.now() - w0) / 1000;
-  const answers = await Promise.all(mains.map((m) => ask(m, 'periods')));
-  const allPeriods = answers.flatMap((a) => a.periods as number[]).sort((a, b) => a - b);
-  const srv = {
-    periods: allPeriods.length,
-    p50: q(allPeriods, 0.5),
-    p99: q(allPeriods, 0.99),
-    max: allPeriods.length ? allPeriods[allPeriods.length - 1]! : NaN,
-    silent: answers.reduce((n, a) => n + (a.silent as number), 0),
-    cpuUs: answers.reduce((n, a) => n + (a.cpuUs as number), 0),
-  };
-  rssMax = Math.max(rssMax, process.memoryUsage().rss);
-  const cpuUs = c1.user + c1.system;
+  const s1 = await checker.stats();
+  const srvCpu1 = nginx ? nginx.cpuUs() : 0;
+  const wall = (s1.at - s0.at) / 1000;
+  const checks = s1.sched!.completed - s0.sched!.completed;
+  const cpuUs = s1.cpuUs - s0.cpuUs;
+  let allPeriods: number[];
+  let silent = 0;
+  let serverCpuUs: number;
+  if (nginx) {
+    const arrivals = await nginx.arrivals(s0.at, s1.at);
+    allPeriods = [];
+    for (const a of served) {
+      const ts = arrivals.get(a) ?? [];
+      if (ts.length < 2) silent++;
+      for (let i = 1; i < ts.length; i++) allPeriods.push(ts[i]! - ts[i - 1]!);
+    }
+    serverCpuUs = srvCpu1 - srvCpu0;
+  } else {
+    const answers = await Promise.all(mains.map((m) => ask(m, 'periods')));
+    allPeriods = answers.flatMap((a) => a.periods as number[]);
+    silent = answers.reduce((n, a) => n + (a.silent as number), 0);
+    // The Node servers report their whole life's CPU; over the window it is most of it.
+    serverCpuUs = answers.reduce((n, a) => n + (a.cpuUs as number), 0);
+  }
+  allPeriods.sort((a, b) => a - b);
+  const srv = { periods: allPeriods.length, p50: q(allPeriods, 0.5), p99: q(allPeriods, 0.99), max: allPeriods.length ? allPeriods[allPeriods.length - 1]! : NaN };
   const checksPerS = checks / wall;
   const cpuShare = cpuUs / 1e6 / wall;
   const usPerCheck = cpuUs / Math.max(1, checks);
-  console.log(`steady state over ${r1(wall)} s: ${Math.round(checksPerS)} checks/s, checker CPU ${r1(cpuShare * 100)}% of one core = ${Math.round(usPerCheck)} µs per check, server CPU ${r1(srv.cpuUs! / 1e6)} s total`);
-  console.log(`period per real (server-side arrivals): p50 ${(srv.p50! / 1000).toFixed(3)} s, p99 ${(srv.p99! / 1000).toFixed(3)} s, max ${(srv.max! / 1000).toFixed(3)} s over ${srv.periods} periods; reals with <2 checks in the window: ${srv.silent}`);
-  const st = scheduler!.stats();
-  console.log(`RSS ${Math.round(rssMax / 1048576)} MB (V8 heap used ≤ ${Math.round(heapMax / 1048576)} MB); scheduler: ${st.entries} distinct checks for ${st.ids} reals, ${st.running} running, ${st.queued} queued`);
-  clearInterval(rssTimer);
+  const serverNote = nginx ? `nginx CPU ${r1(serverCpuUs / 1000)} ms = ${Math.round(serverCpuUs / Math.max(1, checks))} µs per request` : `server CPU ${r1(serverCpuUs / 1e6)} s total (their whole life)`;
+  console.log(`steady state over ${r1(wall)} s: ${Math.round(checksPerS)} checks/s, checker CPU ${r1(cpuShare * 100)}% of one core = ${Math.round(usPerCheck)} µs per check; ${serverNote}`);
+  console.log(`period per real (server-side arrivals): p50 ${(srv.p50 / 1000).toFixed(3)} s, p99 ${(srv.p99 / 1000).toFixed(3)} s, max ${(srv.max / 1000).toFixed(3)} s over ${srv.periods} periods; reals with <2 checks in the window: ${silent}`);
+  const st = s1.sched!;
+  console.log(`checker RSS ≤ ${Math.round(s1.rssMax / 1048576)} MB in the window (peak at start ${Math.round(atFull.rssMax / 1048576)} MB), V8 heap used ≤ ${Math.round(s1.heapMax / 1048576)} MB; scheduler: ${st.entries} distinct checks for ${st.ids} reals, ${st.running} running, ${st.queued} queued`);
+  if (process.env.BENCH_HEAP_SNAPSHOT) console.log(`heap snapshot: ${(await checker.ask({ cmd: 'snapshot', file: process.env.BENCH_HEAP_SNAPSHOT }, 'snapshot')).file as string}`);
 
   // ---- detection: victim killed, victim hung ----
   const waitVictim = async (present: boolean, since: number, limitMs: number): Promise<number> => {
@@ -245,31 +270,32 @@ async function main(): Promise<void> {
   for (let run = 0; run < RUNS; run++) {
     if (!victimInTable) await waitVictim(true, 0, limit);
     await sleep((0.3 + Math.random() * 1.4) * INTERVAL_S * 1000);
-    const t = performance.now();
+    const t = abs();
     process.kill(victim.pid, 'SIGKILL');
     await victim.child;
     const at = await waitVictim(false, t, limit);
     kill.push(at - t);
     victim = await startServer([String(PORT), victimAddress]);
-    await waitVictim(true, performance.now() - 1, limit);
+    await waitVictim(true, abs() - 1, limit);
   }
   console.log(`killed → table changed (${kill.length} runs): p50 ${Math.round(q(kill, 0.5))} ms, p99 ${Math.round(q(kill, 0.99))} ms, max ${Math.round(Math.max(...kill))} ms`);
   for (let run = 0; run < RUNS; run++) {
     if (!victimInTable) await waitVictim(true, 0, limit);
     await sleep((0.3 + Math.random() * 1.4) * INTERVAL_S * 1000);
-    const t = performance.now();
+    const t = abs();
     process.kill(victim.pid, 'SIGSTOP');
     const at = await waitVictim(false, t, limit);
     hang.push(at - t);
     process.kill(victim.pid, 'SIGCONT');
-    await waitVictim(true, performance.now() - 1, limit);
+    await waitVictim(true, abs() - 1, limit);
   }
   console.log(`hung (SIGSTOP) → table changed (${hang.length} runs): p50 ${Math.round(q(hang, 0.5))} ms, p99 ${Math.round(q(hang, 0.99))} ms, max ${Math.round(Math.max(...hang))} ms`);
   const bound = (INTERVAL_S + TIMEOUT_S) * 1000 + 100;
   console.log(`target: detection ≤ checkinterval + checktimeout + 100 ms = ${bound} ms at p99`);
 
-  await daemon?.stop();
-  if (MODE === 'scheduler') await scheduler?.stop();
+  const end = await checker.stats();
+  await checker.ask({ cmd: 'stop' }, 'stopped').catch(() => undefined);
+  nginx?.stop();
   for (const s of [...mains, victim]) {
     try {
       process.kill(s.pid, 'SIGCONT');
@@ -285,20 +311,27 @@ async function main(): Promise<void> {
     interval_s: INTERVAL_S,
     timeout_s: TIMEOUT_S,
     mode: MODE,
+    server: SERVER,
     keepalive: KEEPALIVE,
     checks_per_s: Math.round(checksPerS),
     cpu_share: Math.round(cpuShare * 1000) / 1000,
     cpu_us_per_check: Math.round(usPerCheck),
-    rss_mb: Math.round(rssMax / 1048576),
-    heap_mb: Math.round(heapMax / 1048576),
+    rss_mb: Math.round(s1.rssMax / 1048576),
+    rss_start_peak_mb: Math.round(atFull.rssMax / 1048576),
+    rss_end_mb: Math.round(end.rss / 1048576),
+    heap_mb: Math.round(s1.heapMax / 1048576),
     concurrency: CONCURRENCY,
-    period_s_p50: Math.round(srv.p50!) / 1000,
-    period_s_p99: Math.round(srv.p99!) / 1000,
+    period_s_p50: Math.round(srv.p50) / 1000,
+    period_s_p99: Math.round(srv.p99) / 1000,
+    silent_reals: silent,
+    server_us_per_request: Math.round(serverCpuUs / Math.max(1, checks)),
     detect_kill_p50_ms: Math.round(q(kill, 0.5)),
     detect_kill_p99_ms: Math.round(q(kill, 0.99)),
     detect_hang_p50_ms: Math.round(q(hang, 0.5)),
     detect_hang_p99_ms: Math.round(q(hang, 0.99)),
     start_to_table_ms: Math.round(startToTable),
+    start_cpu_ms: Math.round(startCpuMs),
+    start_server_cpu_ms: Math.round(serverStartCpuMs),
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
   process.exit(0);
