@@ -7,7 +7,8 @@
 // argv[2]: JSON { mode, reals, intervalS, timeoutS, port, concurrency, keepalive, vip, victimKey, configFile? }
 // Times sent to the parent are absolute milliseconds (performance.timeOrigin + performance.now()),
 // comparable across the two processes.
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
+import { readFileSync } from 'node:fs';
 import type { IpvsOp } from '@tandem/ipvs';
 import { LdDaemon } from '@tandem/ldirectord/daemon';
 import { CheckScheduler, runCheck, type CheckSpec, type Verdict } from '@tandem/ldirectord/checks/index';
@@ -143,6 +144,13 @@ process.on('message', (msg: { cmd: string; file?: string }) => {
       sample();
       send({ t: 'ok' });
       break;
+    case 'memory': {
+      // Where the RSS is: V8's spaces (committed), Node's external memory, and the kernel's view.
+      const spaces = Object.fromEntries(getHeapSpaceStatistics().map((x) => [x.space_name, { committedMb: +(x.physical_space_size / 1048576).toFixed(1), usedMb: +(x.space_used_size / 1048576).toFixed(1) }]));
+      const status = readFileSync('/proc/self/status', 'utf8').split('\n').filter((l) => /^(VmRSS|RssAnon|RssFile|VmHWM|Threads)/.test(l)).join('; ');
+      send({ t: 'memory', usage: process.memoryUsage(), spaces, status });
+      break;
+    }
     case 'snapshot':
       send({ t: 'snapshot', file: writeHeapSnapshot(msg.file) });
       break;

@@ -61,6 +61,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const serverFile = join(here, '_checks-server.ts');
 const daemonFile = join(here, '_checks-daemon.ts');
 const cleanupDirs: string[] = [];
+// Extra Node flags for the checker process only, for profiling (BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/p").
+const EXTRA_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -119,7 +121,7 @@ class CheckerProcess {
   #exited = false;
 
   constructor(args: object) {
-    this.child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonFile, JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...EXTRA_FLAGS, daemonFile, JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.pid = this.child.pid!;
     children.add(this.pid);
     this.child.on('exit', (code, sig) => {
@@ -252,6 +254,7 @@ async function main(): Promise<void> {
   console.log(`period per real (server-side arrivals): p50 ${(srv.p50 / 1000).toFixed(3)} s, p99 ${(srv.p99 / 1000).toFixed(3)} s, max ${(srv.max / 1000).toFixed(3)} s over ${srv.periods} periods; reals with <2 checks in the window: ${silent}`);
   const st = s1.sched!;
   console.log(`checker RSS ≤ ${Math.round(s1.rssMax / 1048576)} MB in the window (peak at start ${Math.round(atFull.rssMax / 1048576)} MB), V8 heap used ≤ ${Math.round(s1.heapMax / 1048576)} MB; scheduler: ${st.entries} distinct checks for ${st.ids} reals, ${st.running} running, ${st.queued} queued`);
+  if (process.env.BENCH_DEBUG) console.log(`checker memory: ${JSON.stringify(await checker.ask({ cmd: 'memory' }, 'memory'))}`);
   if (process.env.BENCH_HEAP_SNAPSHOT) console.log(`heap snapshot: ${(await checker.ask({ cmd: 'snapshot', file: process.env.BENCH_HEAP_SNAPSHOT }, 'snapshot')).file as string}`);
 
   // ---- detection: victim killed, victim hung ----
@@ -295,6 +298,8 @@ async function main(): Promise<void> {
 
   const end = await checker.stats();
   await checker.ask({ cmd: 'stop' }, 'stopped').catch(() => undefined);
+  // Let it exit by itself (a --cpu-prof profile is written on the way out) before the exit handler kills what is left.
+  await Promise.race([checker.next('exit').catch(() => undefined), sleep(10_000)]);
   nginx?.stop();
   for (const s of [...mains, victim]) {
     try {

@@ -88,6 +88,10 @@ export interface VirtualStatus {
   reals: RealStatus[];
 }
 
+/** Shared empty result of verdict(); callers only read it. */
+const NO_DECISIONS: Decision[] = [];
+Object.freeze(NO_DECISIONS);
+
 function sameSpec(a: LdReal, b: LdReal): boolean {
   return JSON.stringify(a.check) === JSON.stringify(b.check);
 }
@@ -210,10 +214,28 @@ export class Policy {
     const entry = this.#reals.get(realId);
     if (!entry) return [];
     const { real: r, virtual: vs, state: st } = entry;
-    st.lastVerdict = { ...v, at };
-    if (st.maintenance) return [];
+    // Updated in place: a new object per verdict would outlive the young generation (it stays
+    // referenced until the next check) and fill the old one with garbage at thousands of checks a second.
+    const last = st.lastVerdict;
+    if (last) {
+      last.up = v.up;
+      last.reason = v.reason;
+      last.durationMs = v.durationMs;
+      last.at = at;
+    } else st.lastVerdict = { up: v.up, reason: v.reason, durationMs: v.durationMs, at };
+    if (st.maintenance) return NO_DECISIONS;
     if (vs.checktype === 'on') return this.#transition(entry, true, at);
     if (vs.checktype === 'off') return this.#transition(entry, false, at);
+    if (v.up && st.failCount === 0 && st.up) {
+      // The common case (an up real stays up) decides nothing and allocates nothing.
+      st.pending = false;
+      return NO_DECISIONS;
+    }
+    if (!v.up && !st.up) {
+      // ldirectord counts failures only while a real is up; a real that is down stays down quietly.
+      st.pending = false;
+      return NO_DECISIONS;
+    }
     const out: Decision[] = [];
     if (v.up) {
       if (st.failCount > 0) out.push({ kind: 'failure-reset', virtualId: vs.id, realId: r.id, message: `Resetting soft failure count: ${this.#rl2(r, vs)}` });
@@ -444,7 +466,7 @@ export class Policy {
           id: r.id, address: r.address, port: r.port, forwarding: r.forwarding,
           weight: inTable?.weight ?? -1, configuredWeight: r.weight,
           up: st.up, pending: st.pending, failCount: st.failCount, maintenance: st.maintenance,
-          lastVerdict: st.lastVerdict,
+          lastVerdict: st.lastVerdict && { ...st.lastVerdict },
         };
       });
       return {

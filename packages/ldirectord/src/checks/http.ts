@@ -1,6 +1,10 @@
 import net from 'node:net';
 import type { CheckSpec, Verdict } from './types.ts';
 import { bracket, CheckAborted, CheckFailed, CheckTimeout, describeError, down, lagTolerantTimeout, matchReceive, up } from './util.ts';
+import { ResponseParser, type RawResponse } from './http-parser.ts';
+import { rawExchange, rawHttpAvailable } from './raw-http.ts';
+
+export { ResponseParser };
 
 /**
  * service=http, https and http_proxy, as ldirectord's check_http: GET (or HEAD) of the request on
@@ -23,7 +27,6 @@ function loadGot(): Promise<typeof import('got').default> {
   return gotModule;
 }
 const MAX_REDIRECTS = 7;
-const MAX_BODY = 1 << 20;
 
 export interface HttpTarget {
   url: URL;
@@ -46,6 +49,9 @@ interface LeanPlan {
   host: string;
   port: number;
   head: string;
+  /** The request as bytes, for the raw engine; set when the host is an IP address (no lookup there). */
+  headBytes: Buffer | undefined;
+  v6: boolean;
   isHead: boolean;
   keepAlive: boolean;
   /** keep-alive: the connection kept from the previous check, if the server left it open. */
@@ -62,10 +68,15 @@ function leanPlan(spec: CheckSpec): LeanPlan | null {
     const target = httpTarget(spec);
     if (target.url.protocol === 'http:') {
       const u = target.url;
+      const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+      const head = `${spec.httpMethod} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: ${spec.httpKeepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
+      const family = net.isIP(host);
       plan = {
-        host: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+        host,
         port: u.port ? Number(u.port) : 80,
-        head: `${spec.httpMethod} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: ${spec.httpKeepAlive ? 'keep-alive' : 'close'}\r\n\r\n`,
+        head,
+        headBytes: family !== 0 && !spec.httpKeepAlive && rawHttpAvailable().ok ? Buffer.from(head, 'latin1') : undefined,
+        v6: family === 6,
         isHead: spec.httpMethod === 'HEAD',
         keepAlive: spec.httpKeepAlive === true,
         idle: undefined,
@@ -81,9 +92,11 @@ export async function checkHttp(spec: CheckSpec, signal: AbortSignal): Promise<V
   const plan = leanPlan(spec);
   if (!plan) return checkViaGot(spec, signal, started);
   try {
-    const res = plan.keepAlive
-      ? await keptAliveExchange(plan, signal, spec.negotiateTimeoutMs)
-      : await exchange(plan.host, plan.port, plan.head, plan.isHead, signal, spec.negotiateTimeoutMs);
+    const res = plan.headBytes
+      ? await rawExchange(plan.host, plan.port, plan.v6, plan.headBytes, plan.isHead, signal, spec.negotiateTimeoutMs)
+      : plan.keepAlive
+        ? await keptAliveExchange(plan, signal, spec.negotiateTimeoutMs)
+        : await exchange(plan.host, plan.port, plan.head, plan.isHead, signal, spec.negotiateTimeoutMs);
     if (res.status >= 300 && res.status < 400 && res.location) return checkViaGot(spec, signal, started);
     return judge(spec, res.status, res.statusText, res.body, started);
   } catch (err) {
@@ -96,12 +109,24 @@ export function checkHttpWithGot(spec: CheckSpec, signal: AbortSignal): Promise<
   return checkViaGot(spec, signal, performance.now());
 }
 
+/**
+ * The reasons of up verdicts, one string per status line: the policy keeps each real's last reason
+ * for thousands of reals, and one shared string is cheaper than a fresh copy per check.
+ */
+const upReasons = new Map<string, { plain: string; matched: string }>();
+
 function judge(spec: CheckSpec, status: number, statusText: string, body: string, started: number): Verdict {
   const line = `HTTP ${status}${statusText ? ` ${statusText}` : ''}`;
   if (status < 200 || status > 299) return down(line, started);
   const m = matchReceive(spec, body);
   if (m !== true) return down(`${line}, ${m}`, started);
-  return up(spec.receive ? `${line}, receive matched` : line, started);
+  let r = upReasons.get(line);
+  if (!r) {
+    if (upReasons.size > 1000) upReasons.clear();
+    r = { plain: line, matched: `${line}, receive matched` };
+    upReasons.set(line, r);
+  }
+  return up(spec.receive ? r.matched : r.plain, started);
 }
 
 async function checkViaGot(spec: CheckSpec, signal: AbortSignal, started: number): Promise<Verdict> {
@@ -138,12 +163,6 @@ async function checkViaGot(spec: CheckSpec, signal: AbortSignal, started: number
   }
 }
 
-interface RawResponse {
-  status: number;
-  statusText: string;
-  location: string | undefined;
-  body: string;
-}
 
 function proxyRequest(proxyHost: string, proxyPort: number, url: URL, method: string, signal: AbortSignal, timeoutMs: number): Promise<RawResponse> {
   const head = `${method} ${url.href} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: close\r\n\r\n`;
@@ -288,121 +307,4 @@ function exchangeOn(plan: LeanPlan, socket: net.Socket, signal: AbortSignal, tim
     if (reused) socket.write(plan.head, 'latin1');
     else socket.on('connect', onConnect);
   });
-}
-
-/**
- * Minimal HTTP/1.x response parser: status line, headers (only Content-Length, Transfer-Encoding
- * and Location matter), body by length, chunked encoding or end of stream.
- */
-export class ResponseParser {
-  readonly #isHead: boolean;
-  #chunks: Buffer[] = [];
-  #size = 0;
-  #headerEnd = -1;
-  #status = 0;
-  #statusText = '';
-  #location: string | undefined;
-  #length = -1;
-  #chunked = false;
-  #bodyStart = 0;
-  #reusable = false;
-
-  constructor(isHead: boolean) {
-    this.#isHead = isHead;
-  }
-
-  /** Feeds bytes; true when the response is complete. */
-  push(chunk: Buffer): boolean {
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
-    if (this.#size > MAX_BODY) throw new CheckFailed(`response larger than ${MAX_BODY} bytes`);
-    if (this.#headerEnd < 0) {
-      const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
-      this.#chunks = [all];
-      const end = all.indexOf('\r\n\r\n');
-      if (end < 0) return false;
-      this.#headerEnd = end;
-      this.#bodyStart = end + 4;
-      this.#parseHead(all.toString('latin1', 0, end));
-      if (this.#isHead || this.#status === 204 || this.#status === 304 || (this.#status >= 100 && this.#status < 200)) return true;
-    }
-    if (this.#length >= 0) return this.#size - this.#bodyStart >= this.#length;
-    if (this.#chunked) return this.#chunkedComplete();
-    return false;
-  }
-
-  #parseHead(head: string): void {
-    const lines = head.split('\r\n');
-    const m = /^HTTP\/(\d\.\d) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
-    if (!m) throw new CheckFailed(`not an HTTP response: ${JSON.stringify((lines[0] ?? '').slice(0, 60))}`);
-    this.#status = Number(m[2]);
-    this.#statusText = m[3] ?? '';
-    this.#reusable = m[1] === '1.1';
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const c = line.indexOf(':');
-      if (c <= 0) continue;
-      const name = line.slice(0, c).trim().toLowerCase();
-      const value = line.slice(c + 1).trim();
-      if (name === 'content-length') this.#length = Number(value);
-      else if (name === 'transfer-encoding') this.#chunked = /chunked/i.test(value);
-      else if (name === 'location') this.#location = value;
-      else if (name === 'connection' && /close/i.test(value)) this.#reusable = false;
-    }
-    if (this.#chunked) this.#length = -1;
-    if (this.#length < 0 && !this.#chunked && !this.#isHead) this.#reusable = false;
-  }
-
-  #all(): Buffer {
-    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks)];
-    return this.#chunks[0] ?? Buffer.alloc(0);
-  }
-
-  #chunkedComplete(): boolean {
-    return this.#decodeChunked(false) !== undefined;
-  }
-
-  #decodeChunked(atEof: boolean): Buffer | undefined {
-    const all = this.#all();
-    const parts: Buffer[] = [];
-    let pos = this.#bodyStart;
-    for (;;) {
-      const eol = all.indexOf('\r\n', pos);
-      if (eol < 0) break;
-      const size = parseInt(all.toString('latin1', pos, eol).split(';')[0]!, 16);
-      if (!Number.isFinite(size)) throw new CheckFailed('bad chunked encoding');
-      if (size === 0) return Buffer.concat(parts);
-      if (eol + 2 + size > all.length) break;
-      parts.push(all.subarray(eol + 2, eol + 2 + size));
-      pos = eol + 2 + size + 2;
-    }
-    return atEof ? Buffer.concat(parts) : undefined;
-  }
-
-  result(): RawResponse {
-    const all = this.#all();
-    let body = '';
-    if (!this.#isHead) {
-      if (this.#chunked) body = (this.#decodeChunked(true) ?? Buffer.alloc(0)).toString('utf8');
-      else body = all.toString('utf8', this.#bodyStart, this.#length >= 0 ? this.#bodyStart + this.#length : all.length);
-    }
-    return { status: this.#status, statusText: this.#statusText, location: this.#location, body };
-  }
-
-  /** After a complete response: may the connection carry the next request? */
-  get reusable(): boolean {
-    if (!this.#reusable) return false;
-    if (this.#isHead || this.#chunked) return true;
-    return this.#size === this.#bodyStart + this.#length;
-  }
-
-  /** True once any byte of a response has arrived. */
-  get started(): boolean {
-    return this.#size > 0;
-  }
-
-  finishAtEof(): RawResponse {
-    if (this.#headerEnd < 0) throw new CheckFailed(this.#size === 0 ? 'connection closed without a response' : 'connection closed inside the response headers');
-    return this.result();
-  }
 }
