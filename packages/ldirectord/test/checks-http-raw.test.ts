@@ -143,7 +143,7 @@ describe('checks: plain http on raw libuv handles and on the net fallback', func
     const srv = net.createServer((s) => {
       s.once('data', (d) => {
         requests.push(d.toString('latin1'));
-        s.end(answer('/index.html'));
+        s.end(answer('/index.html')!);
       });
     });
     await new Promise<void>((r) => srv.listen(0, '::1', r));
