@@ -13,7 +13,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { ensureDebianPackages } from './_debian.ts';
-import { freePort, waitForPort } from '../test/lab/ports.ts';
+import { freePort, waitForControl, waitForPort } from '../test/lab/ports.ts';
+import { controlRequest } from '@tandem/core/control';
+import { decodeStats, type EncodedStats } from '@tandem/ipvs/wire';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -35,6 +37,8 @@ const HAP_VIP = '127.0.2.1';
 const TDM_VIP = '127.0.2.2';
 const HAP_SRC = '127.0.2.11';
 const TDM_SRC = '127.0.2.12';
+const FLR_VIP = '127.0.2.3';
+const FLR_SRC = '127.0.2.13';
 
 const children: ResultPromise[] = [];
 const exited = new Set<ResultPromise>();
@@ -44,7 +48,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-dp-'));
 const waitPort = (host: string, port: number, timeoutMs = 10_000) => waitForPort(host, port, timeoutMs);
 
 function spawn(cmd: string, argv: string[], label: string): ResultPromise {
-  const p = execa(cmd, argv, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, env: { TANDEM_DP_ENGINE: ENGINE } });
+  const p = execa(cmd, argv, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false });
   p.stderr?.on('data', (d: Buffer) => {
     const s = String(d).trim();
     if (s) console.error(`[${label}] ${s}`);
@@ -111,28 +115,50 @@ listen lb
 
 interface Lb {
   proc: ResultPromise;
-  request(cmd: string): Promise<Record<string, number>>;
+  /** Connections established through it, its memory (from its control socket) and engine. */
+  stats(): Promise<{ active: number; rss: number; heapUsed: number; heapTotal: number; external: number; engine: string }>;
 }
 
+// The real daemon, started as a user starts it (its launcher, with the compile cache), its table
+// given as an ipvsadm-save file; --source gives it its own address towards the backends.
+const LAUNCHER = join(here, '..', 'packages', 'ipvs', 'bin', 'tandem-ipvsd');
+let tandems = 0;
 async function startTandem(port: number, b1: number, b2: number): Promise<Lb> {
-  const proc = spawn('taskset', [ '-c', '1', NODE, join(here, '_dataplane-lb.ts'), TDM_VIP, String(port), TDM_SRC, `${B1}:${b1}`, `${B2}:${b2}`], 'tandem');
-  const lines = createInterface({ input: proc.stdout! });
-  const queue: ((l: string) => void)[] = [];
-  let ready: () => void = () => {};
-  const readyP = new Promise<void>((r) => (ready = r));
-  lines.on('line', (l) => {
-    if (l === 'READY') ready();
-    else queue.shift()?.(l);
-  });
-  await Promise.race([readyP, new Promise((_, rej) => setTimeout(() => rej(new Error('tandem balancer did not start')), 15_000))]);
+  const n = ++tandems;
+  const rules = join(dir, `tandem-${n}.rules`);
+  const sock = join(dir, `tandem-${n}.sock`);
+  const vs = `${TDM_VIP}:${port}`;
+  writeFileSync(rules, `-A -t ${vs} -s rr\n-a -t ${vs} -r ${B1}:${b1} -m -w 1\n-a -t ${vs} -r ${B2}:${b2} -m -w 1\n`);
+  const proc = spawn('taskset', ['-c', '1', LAUNCHER, '--no-state', '--socket', sock, '--source', TDM_SRC, '--engine', ENGINE, '--restore', rules, '--logfile', join(dir, `tandem-${n}.log`)], 'tandem');
+  await waitForControl(sock, 'tandem-ipvsd', 20_000);
+  await waitPort(TDM_VIP, port);
   return {
     proc,
-    request: (cmd) =>
-      new Promise((resolve) => {
-        queue.push((l) => resolve(JSON.parse(l)));
-        proc.stdin!.write(`${cmd}\n`);
-      }),
+    async stats() {
+      const st = (await controlRequest(sock, { cmd: 'status' }, 10_000)) as unknown as { engine?: string; memory: { rss: number; heapUsed: number; heapTotal: number; external: number } };
+      const list = (await controlRequest(sock, { cmd: 'list' }, 10_000)) as unknown as { stats: EncodedStats };
+      let active = 0;
+      for (const s of decodeStats(list.stats).services.values()) for (const r of s.reals.values()) active += r.activeConns;
+      return { active, ...st.memory, engine: st.engine ?? '?' };
+    },
   };
+}
+
+/** The floor proxy (bench/_dataplane-floor.ts): what Node's own bindings allow, no balancer logic. */
+async function startFloor(port: number, b1: number, b2: number): Promise<{ proc: ResultPromise }> {
+  const proc = spawn('taskset', ['-c', '1', NODE, join(here, '_dataplane-floor.ts'), FLR_VIP, String(port), FLR_SRC, `${B1}:${b1}`, `${B2}:${b2}`], 'floor');
+  const lines = createInterface({ input: proc.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('floor proxy did not start')), 15_000);
+    lines.on('line', (l) => {
+      if (l === 'READY') {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  // Wrapped: an async function returning the (thenable) child would wait for it to exit.
+  return { proc };
 }
 
 /** utime+stime of a process and its threads, in µs. */
@@ -208,15 +234,17 @@ const median = (xs: number[]) => {
 
 async function main(): Promise<void> {
   await ensureDebianPackages(['wrk', 'haproxy', 'nginx-light', 'util-linux']);
-  const [p1, p2, hp, tp] = [await freePort(B1), await freePort(B2), await freePort(HAP_VIP), await freePort(TDM_VIP)];
+  const [p1, p2, hp, tp, fp] = [await freePort(B1), await freePort(B2), await freePort(HAP_VIP), await freePort(TDM_VIP), await freePort(FLR_VIP)];
   await startNginx('b1', B1, p1);
   await startNginx('b2', B2, p2);
   const hap = await startHaproxy(hp, p1, p2);
   const tdm = await startTandem(tp, p1, p2);
+  const floor = await startFloor(fp, p1, p2);
   const variants = [
     { name: 'direct', url: `http://${B1}:${p1}/`, pid: null as number | null },
     { name: 'haproxy', url: `http://${HAP_VIP}:${hp}/`, pid: pidOf(hap.p) },
     { name: 'tandem', url: `http://${TDM_VIP}:${tp}/`, pid: pidOf(tdm.proc) },
+    { name: 'nodefloor', url: `http://${FLR_VIP}:${fp}/`, pid: pidOf(floor.proc) },
   ];
   const combos = variants.flatMap((v) => (['keepalive', 'close'] as const).map((mode) => ({ ...v, mode })));
   console.log(`load average before: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
@@ -256,20 +284,23 @@ async function main(): Promise<void> {
   const p99Ka = ratio(summary.tandem_keepalive.p99, summary.haproxy_keepalive.p99);
   console.log(`\ntandem / haproxy: keep-alive req/s ${kaRatio}, close req/s ${clRatio}; p99 keep-alive ${p99Ka}, p99 close ${p99Close}`);
   console.log(`haproxy / direct: keep-alive ${ratio(summary.haproxy_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.haproxy_close.rps, summary.direct_close.rps)}; tandem / direct: keep-alive ${ratio(summary.tandem_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.tandem_close.rps, summary.direct_close.rps)}`);
+  const floorKa = ratio(summary.nodefloor_keepalive.rps, summary.haproxy_keepalive.rps);
+  const floorCl = ratio(summary.nodefloor_close.rps, summary.haproxy_close.rps);
+  console.log(`node floor (no balancer logic) / haproxy: keep-alive ${floorKa}, close ${floorCl}; tandem / node floor: keep-alive ${ratio(summary.tandem_keepalive.rps, summary.nodefloor_keepalive.rps)}, close ${ratio(summary.tandem_close.rps, summary.nodefloor_close.rps)}`);
 
   // RSS with IDLE idle connections through the embedded balancer.
   // RSS with IDLE idle connections through the embedded balancer, in a fresh balancer process
   // (the one above has just carried the load; its RSS is reported too). A proxied connection holds
   // two descriptors; the hard RLIMIT_NOFILE caps how many fit in one process, and the figure is
   // then scaled to IDLE (reported as such).
-  const afterLoad = await tdm.request('stats');
-  tdm.proc.stdin!.end();
+  const afterLoad = await tdm.stats();
+  process.kill(pidOf(tdm.proc), 'SIGTERM');
   await Promise.race([tdm.proc, new Promise((r) => setTimeout(r, 5000))]);
   const tp2 = await freePort(TDM_VIP);
   const fresh = await startTandem(tp2, p1, p2);
   const nofile = Number((await execa('sh', ['-c', 'ulimit -Hn'])).stdout) || 1024;
   const want = Math.min(IDLE, Math.floor((nofile - 100) / 2));
-  const before = await fresh.request('stats');
+  const before = await fresh.stats();
   const opener = spawn(NODE, [join(here, '_dataplane-conns.ts'), TDM_VIP, String(tp2), String(want), '127.0.3.1', '127.0.3.2'], 'conns');
   const openLine = await new Promise<string>((resolve) => {
     const rl = createInterface({ input: opener.stdout! });
@@ -277,11 +308,11 @@ async function main(): Promise<void> {
     setTimeout(() => resolve('OPEN ? (timeout)'), 70_000);
   });
   const opened = Number(/OPEN (\d+)/.exec(openLine)?.[1] ?? 0);
-  let during = await fresh.request('stats');
+  let during = await fresh.stats();
   const deadline = Date.now() + 30_000;
   while (during.active < opened && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 250));
-    during = await fresh.request('stats');
+    during = await fresh.stats();
   }
   const status = readFileSync(`/proc/${pidOf(fresh.proc)}/status`, 'utf8');
   const statusRss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
@@ -291,12 +322,12 @@ async function main(): Promise<void> {
   const beforeMb = before.rss / 2 ** 20;
   const scaledMb = opened > 0 ? Math.round((beforeMb + ((rssMb - beforeMb) * IDLE) / opened) * 10) / 10 : NaN;
   const mb = (x: number) => (x / 2 ** 20).toFixed(1);
-  console.log(`\ntandem after the load above: RSS ${mb(afterLoad.rss)} MB (V8 heap ${mb(afterLoad.heapTotal)} MB, external ${mb(afterLoad.external)} MB), engine ${afterLoad.engine ? 'raw libuv handles' : 'net.Socket'}`);
+  console.log(`\ntandem after the load above: RSS ${mb(afterLoad.rss)} MB (V8 heap ${mb(afterLoad.heapTotal)} MB, external ${mb(afterLoad.external)} MB), ${afterLoad.engine} TCP engine`);
   console.log(`idle connections into a fresh balancer (hard nofile limit ${nofile}): ${openLine}; established through it: ${during.active}; RSS ${beforeMb.toFixed(1)} MB before, ${rssMb} MB with them open (private/anonymous ${anonMb} MB, V8 heap ${mb(during.heapUsed)} MB used); scaled to ${IDLE}: ${scaledMb} MB; ${opened > 0 ? (((rssMb - beforeMb) * 1024) / opened).toFixed(2) : '?'} KB per connection`);
   opener.stdin!.end();
 
   const result = {
-    engine_raw: afterLoad.engine ? 1 : 0,
+    engine_raw: afterLoad.engine === 'raw' ? 1 : 0,
     duration_s: DURATION,
     rounds: ROUNDS,
     wrk_connections: CONNS,
@@ -306,6 +337,10 @@ async function main(): Promise<void> {
     haproxy_close_rps: Math.round(summary.haproxy_close.rps),
     tandem_keepalive_rps: Math.round(summary.tandem_keepalive.rps),
     tandem_close_rps: Math.round(summary.tandem_close.rps),
+    nodefloor_keepalive_rps: Math.round(summary.nodefloor_keepalive.rps),
+    nodefloor_close_rps: Math.round(summary.nodefloor_close.rps),
+    ratio_nodefloor_keepalive_vs_haproxy: floorKa,
+    ratio_nodefloor_close_vs_haproxy: floorCl,
     ratio_keepalive_vs_haproxy: kaRatio,
     ratio_close_vs_haproxy: clRatio,
     p99_ratio_keepalive_vs_haproxy: p99Ka,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The embedded balancer's daemon: holds the IPVS table, forwards, answers tandem-ipvsadm. See packages/ipvs/README.md.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createLogger, formatProblem, ConfigError, TandemError } from '@tandem/core';
 import { IpvsDaemon, DEFAULT_STATE_FILE, nullDataplane, resolveGroup, socketPath } from '../src/daemon.ts';
@@ -11,6 +12,10 @@ const HELP = `Usage: tandem-ipvsd [options]
   --no-state        keep the table in memory only
   --restore FILE    load an ipvsadm-save file at start (replaces the saved table)
   --dataplane none  hold the table without forwarding (tests, or a kernel data plane elsewhere)
+  --source ADDR     connect to IPv4 real servers from ADDR (like HAProxy's "source"; default: by route)
+  --source6 ADDR    the same for IPv6 real servers
+  --engine E        TCP forwarding engine: raw (libuv handles), net (net.Socket) or auto (default:
+                    raw when this Node offers its bindings)
   --logfile FILE    log to FILE (default: stderr)
   --logfacility F   log to syslog facility F
   --debug           log debug lines too
@@ -26,6 +31,9 @@ try {
       'no-state': { type: 'boolean' },
       restore: { type: 'string' },
       dataplane: { type: 'string' },
+      source: { type: 'string' },
+      source6: { type: 'string' },
+      engine: { type: 'string' },
       logfile: { type: 'string' },
       logfacility: { type: 'string' },
       debug: { type: 'boolean' },
@@ -35,6 +43,17 @@ try {
 } catch (err) {
   process.stderr.write(`tandem-ipvsd: ${(err as Error).message}\n${HELP}`);
   process.exit(2);
+}
+if (args.engine !== undefined && !['auto', 'raw', 'net'].includes(args.engine)) {
+  process.stderr.write(`tandem-ipvsd: unknown --engine ${args.engine} (auto, raw or net)\n`);
+  process.exit(2);
+}
+for (const [opt, family] of [['source', 4], ['source6', 6]] as const) {
+  const a = args[opt];
+  if (a !== undefined && isIP(a) !== family) {
+    process.stderr.write(`tandem-ipvsd: --${opt} ${a} is not an IPv${family} address\n`);
+    process.exit(2);
+  }
 }
 if (args.help) {
   process.stdout.write(HELP);
@@ -51,6 +70,9 @@ try {
   const daemon = await IpvsDaemon.create({
     stateFile: args['no-state'] ? undefined : (args.state ?? DEFAULT_STATE_FILE),
     dataplane: args.dataplane === 'none' ? nullDataplane() : undefined,
+    sourceAddress: args.source,
+    sourceAddress6: args.source6,
+    engine: args.engine as 'auto' | 'raw' | 'net' | undefined,
     logger,
   });
   if (args.restore) {
@@ -58,7 +80,7 @@ try {
     logger.info(`restored ${daemon.table.services.length} virtual service(s) from ${args.restore}`);
   }
   const server = await daemon.listen(path, args.group === undefined ? undefined : resolveGroup(args.group));
-  logger.info(`listening on ${path} (pid ${process.pid})`);
+  logger.info(`listening on ${path} (pid ${process.pid}${daemon.engine ? `, ${daemon.engine} TCP engine` : ''})`);
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;

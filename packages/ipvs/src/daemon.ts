@@ -38,6 +38,11 @@ export interface DaemonOptions {
   /** The data plane, or a factory for it; default: the embedded userspace data plane. */
   dataplane?: Dataplane | (() => Promise<Dataplane>) | undefined;
   logger?: Logger | undefined;
+  /** Source addresses of the embedded data plane's connections to real servers (tandem-ipvsd --source/--source6). */
+  sourceAddress?: string | undefined;
+  sourceAddress6?: string | undefined;
+  /** The embedded data plane's TCP engine (tandem-ipvsd --engine); default auto (raw when Node offers it). */
+  engine?: 'auto' | 'raw' | 'net' | undefined;
 }
 
 /** A data plane that forwards nothing (tests of the table, and `--dataplane none`). */
@@ -55,9 +60,15 @@ export function nullDataplane(): Dataplane {
  * flow, tcpfin as the time an ended TCP connection still counts as inactive. (They are read at
  * start; a `--set` while running is stored and takes effect at the next start.)
  */
-export async function defaultDataplane(logger?: Logger, timeouts?: Timeouts): Promise<Dataplane> {
-  const mod = (await import('./dataplane/index.ts')) as { createDataplane: (o: { logger?: Logger; udpTimeoutMs?: number; tcpTimeWaitMs?: number }) => Dataplane };
-  return mod.createDataplane({ ...(logger ? { logger } : {}), ...(timeouts ? { udpTimeoutMs: timeouts[2] * 1000, tcpTimeWaitMs: timeouts[1] * 1000 } : {}) });
+export async function defaultDataplane(logger?: Logger, timeouts?: Timeouts, source: { sourceAddress?: string | undefined; sourceAddress6?: string | undefined; engine?: 'auto' | 'raw' | 'net' | undefined } = {}): Promise<Dataplane> {
+  const mod = await import('./dataplane/index.ts');
+  return mod.createDataplane({
+    ...(logger ? { logger } : {}),
+    ...(timeouts ? { udpTimeoutMs: timeouts[2] * 1000, tcpTimeWaitMs: timeouts[1] * 1000 } : {}),
+    ...(source.sourceAddress ? { sourceAddress: source.sourceAddress } : {}),
+    ...(source.sourceAddress6 ? { sourceAddress6: source.sourceAddress6 } : {}),
+    ...(source.engine ? { engine: source.engine } : {}),
+  });
 }
 
 interface StateFile {
@@ -85,7 +96,7 @@ export class IpvsDaemon {
   static async create(opts: DaemonOptions = {}): Promise<IpvsDaemon> {
     const d = new IpvsDaemon(nullDataplane(), opts);
     if (opts.stateFile) d.#load(opts.stateFile);
-    const dp = opts.dataplane === undefined ? await defaultDataplane(opts.logger, d.#timeouts) : typeof opts.dataplane === 'function' ? await opts.dataplane() : opts.dataplane;
+    const dp = opts.dataplane === undefined ? await defaultDataplane(opts.logger, d.#timeouts, opts) : typeof opts.dataplane === 'function' ? await opts.dataplane() : opts.dataplane;
     d.#dataplane = dp;
     await dp.update(d.#table);
     return d;
@@ -128,6 +139,11 @@ export class IpvsDaemon {
 
   get timeouts(): Timeouts {
     return [...this.#timeouts];
+  }
+
+  /** The data plane's forwarding engine ('raw' or 'net' for the embedded one; undefined for none). */
+  get engine(): string | undefined {
+    return this.#dataplane.engine;
   }
 
   stats(): TableStats {
@@ -246,7 +262,7 @@ export class IpvsDaemon {
       case 'list':
         return { ok: true, table: this.table, stats: encodeStats(this.stats()), timeouts: this.timeouts, persistConns: [...this.persistConns()].map(([k, v]) => [k, [...v]]) };
       case 'status':
-        return { ok: true, pid: process.pid, services: this.#table.services.length, reals: this.#table.services.reduce((n, s) => n + s.reals.length, 0) };
+        return { ok: true, pid: process.pid, services: this.#table.services.length, reals: this.#table.services.reduce((n, s) => n + s.reals.length, 0), ...(this.engine ? { engine: this.engine } : {}), memory: process.memoryUsage() };
       default:
         return { ok: false, error: `unknown command ${req.cmd}`, code: 'E_CONTROL_PROTOCOL' };
     }

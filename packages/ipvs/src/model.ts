@@ -122,4 +122,6 @@ export interface Dataplane {
   stats(): TableStats;
   zero(key?: ServiceKey): void;
   close(): Promise<void>;
+  /** How it forwards, for `status` (the embedded data plane: its TCP engine, raw or net). */
+  readonly engine?: string;
 }

@@ -23,8 +23,8 @@ class Ipvsd {
     this.state = join(dir, 'table.json');
   }
 
-  async start(extra: string[] = ['--dataplane', 'none']): Promise<void> {
-    const p = execa(IPVSD_TS, ['--socket', this.socket, '--state', this.state, ...extra], { env: { PATH: NODE_PATH }, reject: false, all: true });
+  async start(extra: string[] = ['--dataplane', 'none'], bin = IPVSD_TS, env: Record<string, string> = {}): Promise<void> {
+    const p = execa(bin, ['--socket', this.socket, '--state', this.state, ...extra], { env: { PATH: NODE_PATH, ...env }, reject: false, all: true });
     this.proc = p;
     this.exited = false;
     void p.then(() => (this.exited = true));
@@ -253,6 +253,51 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
       assert.match((await ipvsadm(d.socket, ['-Ln'])).stdout, new RegExp(`-> 127\\.0\\.0\\.1:${rport} +Masq +1 +0 +1 `));
       // The persistence template of the client shows as one persistent connection.
       assert.match((await ipvsadm(d.socket, ['-Ln', '--persistent-conn'])).stdout, new RegExp(`-> 127\\.0\\.0\\.1:${rport} +1 +1 +0 +1 `));
+    } finally {
+      await d.stop();
+      await new Promise((r) => backend.close(r));
+    }
+  });
+
+  it('runs through its launcher with --source and --engine: the real server sees the source address, status reports engine and memory, a bad --source is refused', async function () {
+    const seen: string[] = [];
+    const backend: Server = createServer((req, res) => {
+      seen.push(req.socket.remoteAddress ?? '');
+      res.end('hello\n');
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const rport = (backend.address() as AddressInfo).port;
+    const vport = await new Promise<number>((r) => {
+      const probe = createServer();
+      probe.listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as AddressInfo).port;
+        probe.close(() => r(p));
+      });
+    });
+    const launcher = join(ROOT, 'packages', 'ipvs', 'bin', 'tandem-ipvsd');
+    const cache = join(dir, 'compile-cache');
+    const bad = await execa(launcher, ['--no-state', '--socket', join(dir, 'x.sock'), '--source', '::1'], { reject: false, env: { NODE_COMPILE_CACHE: cache } });
+    assert.equal(bad.exitCode, 2);
+    assert.match(String(bad.stderr), /--source ::1 is not an IPv4 address/);
+    const badEngine = await execa(launcher, ['--no-state', '--engine', 'turbo'], { reject: false, env: { NODE_COMPILE_CACHE: cache } });
+    assert.equal(badEngine.exitCode, 2);
+    assert.match(String(badEngine.stderr), /unknown --engine turbo/);
+    try {
+      await d.start(['--dataplane', 'embedded', '--source', '127.0.0.77', '--engine', 'net'], launcher, { NODE_COMPILE_CACHE: cache });
+      assert.match(d.log, /net TCP engine/);
+      const status = (await controlRequest(d.socket, { cmd: 'status' }, 5000)) as unknown as { engine: string; memory: { rss: number } };
+      assert.equal(status.engine, 'net');
+      assert.ok(status.memory.rss > 10 << 20, `rss ${status.memory.rss}`);
+      await ipvsadm(d.socket, ['-A', '-t', `127.0.0.1:${vport}`, '-s', 'rr']);
+      await ipvsadm(d.socket, ['-a', '-t', `127.0.0.1:${vport}`, '-r', `127.0.0.1:${rport}`, '-m']);
+      let body = '';
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && !body) {
+        body = await fetch(`http://127.0.0.1:${vport}/`, { headers: { connection: 'close' } }).then((r) => r.text(), () => '');
+        if (!body) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(body, 'hello\n');
+      assert.deepEqual([...new Set(seen)], ['127.0.0.77']);
     } finally {
       await d.stop();
       await new Promise((r) => backend.close(r));
