@@ -405,7 +405,8 @@ async function startDaemon(ctx: Ctx, config: LdConfig): Promise<number> {
 async function spawnBackground(ctx: Ctx): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'ldirectord-start-'));
   const errFile = join(dir, 'stderr');
-  const childArgs = [BIN, '--daemon-child', '--pid-file', ctx.pidFile, '--control-socket', ctx.controlSocket];
+  const { DAEMON_NODE_FLAGS } = await import('./node-flags.ts');
+  const childArgs = [...DAEMON_NODE_FLAGS, BIN, '--daemon-child', '--pid-file', ctx.pidFile, '--control-socket', ctx.controlSocket];
   if (ctx.backendName) childArgs.push('--backend', ctx.backendName);
   childArgs.push(ctx.file, 'start');
   const { execa } = await import('execa');

@@ -8,8 +8,18 @@ import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive, readPidFile, runCommand, type RunResult } from '@tandem/core';
 import { tableLines } from './replay-support.ts';
 import { FIXTURES } from '../../../test/fixtures/paths.ts';
+import { DAEMON_NODE_FLAGS } from '../src/node-flags.ts';
 
 const BIN = fileURLToPath(new URL('../bin/ldirectord.ts', import.meta.url));
+
+describe('ldirectord launchers', () => {
+  it('the shebang of bin/ldirectord.ts and the sh launcher bin/ldirectord pass exactly DAEMON_NODE_FLAGS', () => {
+    const shebang = readFileSync(BIN, 'utf8').split('\n')[0]!;
+    assert.equal(shebang, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`);
+    const sh = readFileSync(fileURLToPath(new URL('../bin/ldirectord', import.meta.url)), 'utf8');
+    assert.match(sh, new RegExp(`^exec "\\$node" ${DAEMON_NODE_FLAGS.join(' ')} "\\$here/ldirectord\\.ts" "\\$@"$`, 'm'));
+  });
+});
 
 /** The ldirectord command as a real process. */
 function ld(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
@@ -142,6 +152,9 @@ virtual=127.0.0.100:80
     pids.push(pid);
     assert.ok(processAlive(pid));
     assert.notEqual(pid, process.pid);
+    // The detached daemon runs with the daemon's Node flags (memory: CHECKS.md).
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of DAEMON_NODE_FLAGS) assert.ok(cmdline.includes(flag), `${flag} missing from ${cmdline.join(' ')}`);
 
     const st = await ld([...opts, f, 'status']);
     assert.equal(st.exitCode, 0);
