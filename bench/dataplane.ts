@@ -123,13 +123,13 @@ interface Lb {
 // given as an ipvsadm-save file; --source gives it its own address towards the backends.
 const LAUNCHER = join(here, '..', 'packages', 'ipvs', 'bin', 'tandem-ipvsd');
 let tandems = 0;
-async function startTandem(port: number, b1: number, b2: number): Promise<Lb> {
+async function startTandem(port: number, b1: number, b2: number, extra: string[] = []): Promise<Lb> {
   const n = ++tandems;
   const rules = join(dir, `tandem-${n}.rules`);
   const sock = join(dir, `tandem-${n}.sock`);
   const vs = `${TDM_VIP}:${port}`;
   writeFileSync(rules, `-A -t ${vs} -s rr\n-a -t ${vs} -r ${B1}:${b1} -m -w 1\n-a -t ${vs} -r ${B2}:${b2} -m -w 1\n`);
-  const proc = spawn('taskset', ['-c', '1', LAUNCHER, '--no-state', '--socket', sock, '--source', TDM_SRC, '--engine', ENGINE, '--restore', rules, '--logfile', join(dir, `tandem-${n}.log`)], 'tandem');
+  const proc = spawn('taskset', ['-c', '1', LAUNCHER, '--no-state', '--socket', sock, '--source', TDM_SRC, '--engine', ENGINE, '--restore', rules, '--logfile', join(dir, `tandem-${n}.log`), ...extra], 'tandem');
   await waitForControl(sock, 'tandem-ipvsd', 20_000);
   await waitPort(TDM_VIP, port);
   return {
@@ -146,7 +146,8 @@ async function startTandem(port: number, b1: number, b2: number): Promise<Lb> {
 
 /** The floor proxy (bench/_dataplane-floor.ts): what Node's own bindings allow, no balancer logic. */
 async function startFloor(port: number, b1: number, b2: number): Promise<{ proc: ResultPromise }> {
-  const proc = spawn('taskset', ['-c', '1', NODE, join(here, '_dataplane-floor.ts'), FLR_VIP, String(port), FLR_SRC, `${B1}:${b1}`, `${B2}:${b2}`], 'floor');
+  // At tandem-ipvsd's default nice, so that "tandem / floor" compares code, not priority.
+  const proc = spawn('taskset', ['-c', '1', 'nice', '-n', '-5', NODE, join(here, '_dataplane-floor.ts'), FLR_VIP, String(port), FLR_SRC, `${B1}:${b1}`, `${B2}:${b2}`], 'floor');
   const lines = createInterface({ input: proc.stdout! });
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('floor proxy did not start')), 15_000);
@@ -235,15 +236,20 @@ const median = (xs: number[]) => {
 async function main(): Promise<void> {
   await ensureDebianPackages(['wrk', 'haproxy', 'nginx-light', 'util-linux']);
   const [p1, p2, hp, tp, fp] = [await freePort(B1), await freePort(B2), await freePort(HAP_VIP), await freePort(TDM_VIP), await freePort(FLR_VIP)];
+  const tp0 = await freePort(TDM_VIP);
   await startNginx('b1', B1, p1);
   await startNginx('b2', B2, p2);
   const hap = await startHaproxy(hp, p1, p2);
   const tdm = await startTandem(tp, p1, p2);
   const floor = await startFloor(fp, p1, p2);
+  // The same daemon at nice 0 (tandem-ipvsd runs its forwarding thread at -5 by default): where
+  // the default's gain comes from, in the same run.
+  const tdm0 = await startTandem(tp0, p1, p2, ['--nice', '0']);
   const variants = [
     { name: 'direct', url: `http://${B1}:${p1}/`, pid: null as number | null },
     { name: 'haproxy', url: `http://${HAP_VIP}:${hp}/`, pid: pidOf(hap.p) },
     { name: 'tandem', url: `http://${TDM_VIP}:${tp}/`, pid: pidOf(tdm.proc) },
+    { name: 'tandem_nice0', url: `http://${TDM_VIP}:${tp0}/`, pid: pidOf(tdm0.proc) },
     { name: 'nodefloor', url: `http://${FLR_VIP}:${fp}/`, pid: pidOf(floor.proc) },
   ];
   const combos = variants.flatMap((v) => (['keepalive', 'close'] as const).map((mode) => ({ ...v, mode })));
@@ -256,11 +262,11 @@ async function main(): Promise<void> {
       const c = combos[(k + r) % combos.length];
       const run = await wrk(c.url, c.mode, DURATION, c.pid, c.name);
       runs.push(run);
-      console.log(`  round ${r + 1} ${c.name.padEnd(8)} ${c.mode.padEnd(9)} ${run.rps.toFixed(0).padStart(7)} req/s  p99 ${run.p99Ms.toFixed(2)} ms  errors ${run.errors}`);
+      console.log(`  round ${r + 1} ${c.name.padEnd(12)} ${c.mode.padEnd(9)} ${run.rps.toFixed(0).padStart(7)} req/s  p99 ${run.p99Ms.toFixed(2)} ms  errors ${run.errors}`);
     }
   }
   const summary: Record<string, { rps: number; p50: number; p99: number; lbCpu: number; box: number; errors: number; perRound: number[] }> = {};
-  console.log('\nvariant   mode       req/s    p50 ms  p99 ms  LB CPU µs/req  box busy µs/req  errors  req/s per round');
+  console.log('\nvariant       mode       req/s    p50 ms  p99 ms  LB CPU µs/req  box busy µs/req  errors  req/s per round');
   for (const c of combos) {
     const rs = runs.filter((x) => x.variant === c.name && x.mode === c.mode);
     const s = {
@@ -274,7 +280,7 @@ async function main(): Promise<void> {
     };
     summary[`${c.name}_${c.mode}`] = s;
     console.log(
-      `${c.name.padEnd(9)} ${c.mode.padEnd(9)} ${s.rps.toFixed(0).padStart(7)}  ${s.p50.toFixed(2).padStart(7)} ${s.p99.toFixed(2).padStart(7)}  ${Number.isFinite(s.lbCpu) ? s.lbCpu.toFixed(1).padStart(13) : '            -'}  ${s.box.toFixed(1).padStart(15)}  ${String(s.errors).padStart(6)}  ${s.perRound.join(', ')}`,
+      `${c.name.padEnd(13)} ${c.mode.padEnd(9)} ${s.rps.toFixed(0).padStart(7)}  ${s.p50.toFixed(2).padStart(7)} ${s.p99.toFixed(2).padStart(7)}  ${Number.isFinite(s.lbCpu) ? s.lbCpu.toFixed(1).padStart(13) : '            -'}  ${s.box.toFixed(1).padStart(15)}  ${String(s.errors).padStart(6)}  ${s.perRound.join(', ')}`,
     );
   }
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
@@ -286,7 +292,12 @@ async function main(): Promise<void> {
   console.log(`haproxy / direct: keep-alive ${ratio(summary.haproxy_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.haproxy_close.rps, summary.direct_close.rps)}; tandem / direct: keep-alive ${ratio(summary.tandem_keepalive.rps, summary.direct_keepalive.rps)}, close ${ratio(summary.tandem_close.rps, summary.direct_close.rps)}`);
   const floorKa = ratio(summary.nodefloor_keepalive.rps, summary.haproxy_keepalive.rps);
   const floorCl = ratio(summary.nodefloor_close.rps, summary.haproxy_close.rps);
-  console.log(`node floor (no balancer logic) / haproxy: keep-alive ${floorKa}, close ${floorCl}; tandem / node floor: keep-alive ${ratio(summary.tandem_keepalive.rps, summary.nodefloor_keepalive.rps)}, close ${ratio(summary.tandem_close.rps, summary.nodefloor_close.rps)}`);
+  const nice0Ka = ratio(summary.tandem_nice0_keepalive.rps, summary.haproxy_keepalive.rps);
+  const nice0Cl = ratio(summary.tandem_nice0_close.rps, summary.haproxy_close.rps);
+  const nice0P99Cl = ratio(summary.tandem_nice0_close.p99, summary.haproxy_close.p99);
+  console.log(`tandem at nice 0 / haproxy: keep-alive req/s ${nice0Ka}, close req/s ${nice0Cl}; p99 close ${nice0P99Cl}`);
+  const floorP99Cl = ratio(summary.nodefloor_close.p99, summary.haproxy_close.p99);
+  console.log(`node floor (no balancer logic, nice -5) / haproxy: keep-alive ${floorKa}, close ${floorCl}, p99 close ${floorP99Cl}; tandem / node floor: keep-alive ${ratio(summary.tandem_keepalive.rps, summary.nodefloor_keepalive.rps)}, close ${ratio(summary.tandem_close.rps, summary.nodefloor_close.rps)}`);
 
   // RSS with IDLE idle connections through the embedded balancer.
   // RSS with IDLE idle connections through the embedded balancer, in a fresh balancer process
@@ -295,6 +306,7 @@ async function main(): Promise<void> {
   // then scaled to IDLE (reported as such).
   const afterLoad = await tdm.stats();
   process.kill(pidOf(tdm.proc), 'SIGTERM');
+  process.kill(pidOf(tdm0.proc), 'SIGTERM');
   await Promise.race([tdm.proc, new Promise((r) => setTimeout(r, 5000))]);
   const tp2 = await freePort(TDM_VIP);
   const fresh = await startTandem(tp2, p1, p2);
@@ -337,10 +349,16 @@ async function main(): Promise<void> {
     haproxy_close_rps: Math.round(summary.haproxy_close.rps),
     tandem_keepalive_rps: Math.round(summary.tandem_keepalive.rps),
     tandem_close_rps: Math.round(summary.tandem_close.rps),
+    tandem_nice0_keepalive_rps: Math.round(summary.tandem_nice0_keepalive.rps),
+    tandem_nice0_close_rps: Math.round(summary.tandem_nice0_close.rps),
+    ratio_nice0_keepalive_vs_haproxy: nice0Ka,
+    ratio_nice0_close_vs_haproxy: nice0Cl,
+    p99_ratio_nice0_close_vs_haproxy: nice0P99Cl,
     nodefloor_keepalive_rps: Math.round(summary.nodefloor_keepalive.rps),
     nodefloor_close_rps: Math.round(summary.nodefloor_close.rps),
     ratio_nodefloor_keepalive_vs_haproxy: floorKa,
     ratio_nodefloor_close_vs_haproxy: floorCl,
+    p99_ratio_nodefloor_close_vs_haproxy: floorP99Cl,
     ratio_keepalive_vs_haproxy: kaRatio,
     ratio_close_vs_haproxy: clRatio,
     p99_ratio_keepalive_vs_haproxy: p99Ka,

@@ -259,7 +259,7 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
     }
   });
 
-  it('runs through its launcher with --source and --engine: the real server sees the source address, status reports engine and memory, a bad --source is refused', async function () {
+  it('runs through its launcher with --source and --engine at nice -5: the real server sees the source address, status reports engine and memory, bad options are refused', async function () {
     const seen: string[] = [];
     const backend: Server = createServer((req, res) => {
       seen.push(req.socket.remoteAddress ?? '');
@@ -282,9 +282,17 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
     const badEngine = await execa(launcher, ['--no-state', '--engine', 'turbo'], { reject: false, env: { NODE_COMPILE_CACHE: cache } });
     assert.equal(badEngine.exitCode, 2);
     assert.match(String(badEngine.stderr), /unknown --engine turbo/);
+    const badNice = await execa(launcher, ['--no-state', '--nice=-30'], { reject: false, env: { NODE_COMPILE_CACHE: cache } });
+    assert.equal(badNice.exitCode, 2);
+    assert.match(String(badNice.stderr), /--nice -30 is not a nice value/);
     try {
       await d.start(['--dataplane', 'embedded', '--source', '127.0.0.77', '--engine', 'net'], launcher, { NODE_COMPILE_CACHE: cache });
       assert.match(d.log, /net TCP engine/);
+      // The event-loop thread (tid = pid) forwards at the default nice -5 (field 19 of stat).
+      const stat = readFileSync(`/proc/${d.proc!.pid}/task/${d.proc!.pid}/stat`, 'utf8');
+      const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      if (process.getuid?.() === 0) assert.equal(nice, -5, d.log);
+      else assert.match(d.log, /cannot set nice -5/);
       const status = (await controlRequest(d.socket, { cmd: 'status' }, 5000)) as unknown as { engine: string; memory: { rss: number } };
       assert.equal(status.engine, 'net');
       assert.ok(status.memory.rss > 10 << 20, `rss ${status.memory.rss}`);
