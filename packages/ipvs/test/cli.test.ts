@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { controlRequest } from '@tandem/core';
 import { EmbeddedBackend, IpvsadmBackend, type IpvsTable, diffTables, reconcile } from '@tandem/ipvs';
 import { type ResultPromise, execa } from 'execa';
+import { freePort } from '../../../test/lab/ports.ts';
 import { EXAMPLES, IPVSADM_TS, IPVSD_TS, NODE_PATH, ROOT, ipvsadmLinkDir } from './helpers.ts';
 
 /** A tandem-ipvsd process on a socket of its own. */
@@ -224,13 +225,7 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
     const backend: Server = createServer((_req, res) => res.end('hello\n'));
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
     const rport = (backend.address() as AddressInfo).port;
-    const vport = await new Promise<number>((r) => {
-      const probe = createServer();
-      probe.listen(0, '127.0.0.1', () => {
-        const p = (probe.address() as AddressInfo).port;
-        probe.close(() => r(p));
-      });
-    });
+    const vport = await freePort('127.0.0.1');
     try {
       await d.start(['--dataplane', 'embedded']);
       await ipvsadm(d.socket, ['-A', '-t', `127.0.0.1:${vport}`, '-s', 'rr', '-p', '300']);
@@ -267,13 +262,7 @@ describe('tandem-ipvsadm and tandem-ipvsd as processes', function () {
     });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
     const rport = (backend.address() as AddressInfo).port;
-    const vport = await new Promise<number>((r) => {
-      const probe = createServer();
-      probe.listen(0, '127.0.0.1', () => {
-        const p = (probe.address() as AddressInfo).port;
-        probe.close(() => r(p));
-      });
-    });
+    const vport = await freePort('127.0.0.1');
     const launcher = join(ROOT, 'packages', 'ipvs', 'bin', 'tandem-ipvsd');
     const cache = join(dir, 'compile-cache');
     const bad = await execa(launcher, ['--no-state', '--socket', join(dir, 'x.sock'), '--source', '::1'], { reject: false, env: { NODE_COMPILE_CACHE: cache } });
