@@ -9,7 +9,7 @@ import type { Logger } from '@tandem/core';
 import { type Clock, realClock } from '@tandem/core/clock';
 import { type Counters, type Dataplane, type IpvsTable, type RealStats, type ServiceKey, type TableStats, type VirtualService, serviceId } from '../model.ts';
 import { SchedulerNotFound } from '../schedulers/service.ts';
-import type { Env, EventLevel } from './env.ts';
+import { type Env, type EventLevel, LinkedSet } from './env.ts';
 import { ServiceState } from './service.ts';
 import { TcpListener, destroyConn } from './tcp.ts';
 import { RawTcpListener, destroyRawConn, rawAvailable, sweepConnecting } from './tcp-raw.ts';
@@ -72,8 +72,8 @@ class UserspaceDataplane implements Dataplane {
   readonly #opts: Required<Pick<DataplaneOptions, 'bindRetryMs' | 'backlog' | 'tcpTimeWaitMs' | 'expireQuiescentTemplate'>>;
   readonly #entries = new Map<string, Entry>();
   /** Open TCP connections (of services in the table or already deleted). */
-  readonly #conns = new Set<object>();
-  readonly #connecting = new Set<object>();
+  readonly #conns = new LinkedSet<object>('openPrev', 'openNext');
+  readonly #connecting = new LinkedSet<object>('waitPrev', 'waitNext');
   readonly #raw: boolean;
   readonly #onEvent: ((e: DataplaneEvent) => void) | undefined;
   readonly #logger: Logger | undefined;
@@ -319,7 +319,7 @@ class UserspaceDataplane implements Dataplane {
       e.udp?.close();
     }
     this.#entries.clear();
-    for (const c of [...this.#conns]) {
+    for (const c of this.#conns.toArray()) {
       destroyConn(c);
       destroyRawConn(c);
     }

@@ -129,6 +129,11 @@ class RawConn {
   cliShutting = false;
   upShutting = false;
   closing = false;
+  /** Links of env.conns and env.connecting (see LinkedSet). */
+  openPrev: object | null = null;
+  openNext: object | null = null;
+  waitPrev: object | null = null;
+  waitNext: object | null = null;
 
   constructor(cli: Handle, svc: ServiceState, env: Env) {
     this.cli = cli;
@@ -483,7 +488,7 @@ function connectReal(c: RawConn): void {
 /** Called by the housekeeping sweep: connection attempts older than the connect timeout fail. */
 export function sweepConnecting(env: Env, now: number): void {
   if (env.connectTimeoutMs <= 0) return;
-  for (const x of env.connecting) {
+  for (const x of env.connecting.toArray()) {
     const c = x as unknown as RawConn;
     if (c.state === S.connecting && c.up && now - c.connectStarted >= env.connectTimeoutMs) {
       env.connecting.delete(x);

@@ -30,6 +30,9 @@ export class TcpConn {
   tried: Real[] | null = null;
   closedSides = 0;
   usedTemplate = false;
+  /** Links of env.conns (see LinkedSet). */
+  openPrev: object | null = null;
+  openNext: object | null = null;
   readonly saddr: string;
 
   constructor(client: Socket, svc: ServiceState, env: Env) {
