@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode, type ResultPromise } from 'execa';
 import { runCheck, type CheckSpec, type Verdict } from '@tandem/ldirectord/checks/index';
-import { DAEMON_NODE_FLAGS } from '@tandem/ldirectord/node-flags';
+import { DAEMON_NODE_FLAGS, daemonEnv } from '@tandem/ldirectord/node-flags';
 import { benchAddress } from './_checks-addr.ts';
 import { startNginx, type NginxServer } from './_checks-nginx.ts';
 import { ensureDebianPackages } from './_debian.ts';
@@ -121,7 +121,7 @@ class CheckerProcess {
   #exited = false;
 
   constructor(args: object) {
-    this.child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...EXTRA_FLAGS, daemonFile, JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...EXTRA_FLAGS, daemonFile, JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: daemonEnv(process.env) as NodeJS.ProcessEnv });
     this.pid = this.child.pid!;
     children.add(this.pid);
     this.child.on('exit', (code, sig) => {

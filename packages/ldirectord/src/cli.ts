@@ -405,7 +405,7 @@ async function startDaemon(ctx: Ctx, config: LdConfig): Promise<number> {
 async function spawnBackground(ctx: Ctx): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'ldirectord-start-'));
   const errFile = join(dir, 'stderr');
-  const { DAEMON_NODE_FLAGS } = await import('./node-flags.ts');
+  const { DAEMON_NODE_FLAGS, daemonEnv } = await import('./node-flags.ts');
   const childArgs = [...DAEMON_NODE_FLAGS, BIN, '--daemon-child', '--pid-file', ctx.pidFile, '--control-socket', ctx.controlSocket];
   if (ctx.backendName) childArgs.push('--backend', ctx.backendName);
   childArgs.push(ctx.file, 'start');
@@ -419,7 +419,7 @@ async function spawnBackground(ctx: Ctx): Promise<number> {
       reject: false,
       cwd: '/',
       cleanup: false,
-      env: ctx.io.env,
+      env: daemonEnv(ctx.io.env),
     });
     let exited: number | undefined;
     void child.then((r) => (exited = r.exitCode ?? 1));

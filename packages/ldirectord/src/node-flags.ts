@@ -12,3 +12,17 @@
  * generation at 1.5× its live size instead of up to 4×; together ~155 MB, for about the same CPU.
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
+
+/**
+ * Node's compile cache for the daemon (the directory the embedded balancer's launcher uses too):
+ * from the second start on, the type-stripped and compiled modules come from it and the
+ * TypeScript stripper, whose WebAssembly heap otherwise stays for the life of the process, is
+ * never loaded — about 25 MB less RSS. NODE_COMPILE_CACHE set by the caller wins (an unwritable
+ * path turns it off; Node then strips again).
+ */
+export const COMPILE_CACHE_DIR = new URL('../../../node_modules/.cache/tandem-compile', import.meta.url).pathname;
+
+/** The environment a daemon process is started with: the caller's, plus NODE_COMPILE_CACHE unless it is set. */
+export function daemonEnv(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  return env.NODE_COMPILE_CACHE === undefined ? { ...env, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR } : env;
+}

@@ -8,15 +8,16 @@ import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive, readPidFile, runCommand, type RunResult } from '@tandem/core';
 import { tableLines } from './replay-support.ts';
 import { FIXTURES } from '../../../test/fixtures/paths.ts';
-import { DAEMON_NODE_FLAGS } from '../src/node-flags.ts';
+import { COMPILE_CACHE_DIR, DAEMON_NODE_FLAGS } from '../src/node-flags.ts';
 
 const BIN = fileURLToPath(new URL('../bin/ldirectord.ts', import.meta.url));
 
 describe('ldirectord launchers', () => {
-  it('the shebang of bin/ldirectord.ts and the sh launcher bin/ldirectord pass exactly DAEMON_NODE_FLAGS', () => {
+  it('the shebang of bin/ldirectord.ts and the sh launcher bin/ldirectord pass exactly DAEMON_NODE_FLAGS (the launcher also the compile cache)', () => {
     const shebang = readFileSync(BIN, 'utf8').split('\n')[0]!;
     assert.equal(shebang, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`);
     const sh = readFileSync(fileURLToPath(new URL('../bin/ldirectord', import.meta.url)), 'utf8');
+    assert.match(sh, /^: "\$\{NODE_COMPILE_CACHE:=\$here\/\.\.\/\.\.\/\.\.\/node_modules\/\.cache\/tandem-compile\}"$/m);
     assert.match(sh, new RegExp(`^exec "\\$node" ${DAEMON_NODE_FLAGS.join(' ')} "\\$here/ldirectord\\.ts" "\\$@"$`, 'm'));
   });
 });
@@ -155,6 +156,9 @@ virtual=127.0.0.100:80
     // The detached daemon runs with the daemon's Node flags (memory: CHECKS.md).
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     for (const flag of DAEMON_NODE_FLAGS) assert.ok(cmdline.includes(flag), `${flag} missing from ${cmdline.join(' ')}`);
+    // ... and with Node's compile cache (no TypeScript stripper in memory from the second start on).
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes(`NODE_COMPILE_CACHE=${process.env.NODE_COMPILE_CACHE ?? COMPILE_CACHE_DIR}`), 'NODE_COMPILE_CACHE not passed to the daemon');
 
     const st = await ld([...opts, f, 'status']);
     assert.equal(st.exitCode, 0);
