@@ -11,45 +11,14 @@
  * net.Socket engine (tcp.ts) when they are not.
  */
 import { getSystemErrorName } from 'node:util';
+import { type UvTcp, type UvTcpHandle, loadUvTcp } from '@tandem/core/uv-tcp';
 import { afterUnbind } from '../schedulers/overload.ts';
 import type { Env } from './env.ts';
 import type { Real, ServiceState } from './service.ts';
 
-interface Handle {
+interface Handle extends UvTcpHandle {
   [CONN]?: RawConn;
   [LISTENER]?: RawTcpListener;
-  onread: ((ab: ArrayBuffer | undefined) => void) | null;
-  onconnection: ((err: number, client: Handle | undefined) => void) | null;
-  readStart(): number;
-  readStop(): number;
-  writeBuffer(req: object, buf: Buffer): number;
-  shutdown(req: object): number;
-  close(cb?: () => void): void;
-  reset(cb?: () => void): number;
-  bind(addr: string, port: number): number;
-  bind6(addr: string, port: number, flags: number): number;
-  listen(backlog: number): number;
-  connect(req: object, addr: string, port: number): number;
-  connect6(req: object, addr: string, port: number): number;
-  setNoDelay(on: boolean): number;
-  getpeername(out: { address?: string; port?: number; family?: string }): number;
-  useUserBuffer(buf: Uint8Array): void;
-  readonly writeQueueSize: number;
-}
-
-interface Bindings {
-  TCP: new (type: number) => Handle;
-  TCPConnectWrap: new () => any;
-  WriteWrap: new () => any;
-  ShutdownWrap: new () => any;
-  SOCKET: number;
-  SERVER: number;
-  IPV6ONLY: number;
-  state: Int32Array;
-  kReadBytesOrError: number;
-  kArrayBufferOffset: number;
-  kLastWriteWasAsync: number;
-  UV_EOF: number;
 }
 
 const CONN = Symbol('tandem.rawconn');
@@ -63,39 +32,15 @@ const HIGH_WATER = 256 * 1024;
  */
 const READ_BUF = Buffer.allocUnsafe(64 * 1024);
 
+type Bindings = Omit<UvTcp, 'TCP'> & { TCP: new (type: number) => Handle };
 let B: Bindings | undefined;
 let loadError: string | undefined;
 
 function load(): Bindings | undefined {
   if (B || loadError) return B;
-  try {
-    const pb = (process as unknown as { binding(name: string): any }).binding;
-    const tcp = pb('tcp_wrap');
-    const sw = pb('stream_wrap');
-    const uv = pb('uv');
-    const b: Bindings = {
-      TCP: tcp.TCP,
-      TCPConnectWrap: tcp.TCPConnectWrap,
-      WriteWrap: sw.WriteWrap,
-      ShutdownWrap: sw.ShutdownWrap,
-      SOCKET: tcp.constants.SOCKET,
-      SERVER: tcp.constants.SERVER,
-      IPV6ONLY: tcp.constants.UV_TCP_IPV6ONLY,
-      state: sw.streamBaseState,
-      kReadBytesOrError: sw.kReadBytesOrError,
-      kArrayBufferOffset: sw.kArrayBufferOffset,
-      kLastWriteWasAsync: sw.kLastWriteWasAsync,
-      UV_EOF: uv.UV_EOF,
-    };
-    const probe = new b.TCP(b.SOCKET);
-    for (const m of ['readStart', 'writeBuffer', 'shutdown', 'reset', 'connect', 'getpeername'] as const) {
-      if (typeof probe[m] !== 'function') throw new Error(`tcp_wrap lacks ${m}`);
-    }
-    probe.close();
-    B = b;
-  } catch (e) {
-    loadError = (e as Error).message;
-  }
+  const r = loadUvTcp(['readStart', 'writeBuffer', 'shutdown', 'reset', 'connect', 'getpeername', 'useUserBuffer']);
+  if (r.uv) B = r.uv as unknown as Bindings;
+  else loadError = r.error;
   return B;
 }
 

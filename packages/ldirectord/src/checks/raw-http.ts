@@ -14,29 +14,18 @@
  * net.Socket client when they are not (or when TANDEM_LD_RAW_HTTP=0).
  */
 import { getSystemErrorName } from 'node:util';
+import { type UvTcp, type UvTcpHandle, loadUvTcp } from '@tandem/core/uv-tcp';
 import { CheckAborted, CheckTimeout } from './util.ts';
 import { ResponseParser, type RawResponse } from './http-parser.ts';
 
-interface Handle {
-  onread: ((ab: ArrayBuffer | undefined) => void) | null;
-  readStart(): number;
-  writeBuffer(req: object, buf: Buffer): number;
-  close(cb?: () => void): void;
-  connect(req: object, addr: string, port: number): number;
-  connect6(req: object, addr: string, port: number): number;
-  useUserBuffer(buf: Uint8Array): void;
+interface Handle extends UvTcpHandle {
   [EXCHANGE]?: Exchange | undefined;
 }
 
-interface Bindings {
+interface Bindings extends Omit<UvTcp, 'TCP' | 'TCPConnectWrap' | 'WriteWrap'> {
   TCP: new (type: number) => Handle;
   TCPConnectWrap: new () => { oncomplete: unknown; [EXCHANGE]?: Exchange };
   WriteWrap: new () => { oncomplete: unknown; buffer?: Buffer | null; [EXCHANGE]?: Exchange | undefined };
-  SOCKET: number;
-  state: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-  UV_EOF: number;
 }
 
 const EXCHANGE = Symbol('tandem.ld.exchange');
@@ -47,33 +36,13 @@ let loadError: string | undefined;
 
 function load(): Bindings | undefined {
   if (B || loadError) return B;
-  try {
-    if (process.env.TANDEM_LD_RAW_HTTP === '0') throw new Error('turned off by TANDEM_LD_RAW_HTTP=0');
-    const pb = (process as unknown as { binding(name: string): any }).binding;
-    const tcp = pb('tcp_wrap');
-    const sw = pb('stream_wrap');
-    const uv = pb('uv');
-    const b: Bindings = {
-      TCP: tcp.TCP,
-      TCPConnectWrap: tcp.TCPConnectWrap,
-      WriteWrap: sw.WriteWrap,
-      SOCKET: tcp.constants.SOCKET,
-      state: sw.streamBaseState,
-      kReadBytesOrError: sw.kReadBytesOrError,
-      kLastWriteWasAsync: sw.kLastWriteWasAsync,
-      UV_EOF: uv.UV_EOF,
-    };
-    if (!(b.state instanceof Int32Array) || typeof b.kReadBytesOrError !== 'number' || typeof b.UV_EOF !== 'number') throw new Error('stream_wrap lacks its shared state');
-    const probe = new b.TCP(b.SOCKET);
-    for (const m of ['readStart', 'writeBuffer', 'connect', 'connect6', 'useUserBuffer', 'close'] as const) {
-      if (typeof probe[m] !== 'function') throw new Error(`tcp_wrap lacks ${m}`);
-    }
-    probe.close();
-    B = b;
-  } catch (e) {
-    // process.binding may print a deprecation warning or be gone; either way the net client serves.
-    loadError = (e as Error).message;
+  if (process.env.TANDEM_LD_RAW_HTTP === '0') {
+    loadError = 'turned off by TANDEM_LD_RAW_HTTP=0';
+    return B;
   }
+  const r = loadUvTcp(['readStart', 'writeBuffer', 'connect', 'connect6', 'useUserBuffer', 'close']);
+  if (r.uv) B = r.uv as unknown as Bindings;
+  else loadError = r.error;
   return B;
 }
 
