@@ -37,6 +37,7 @@ try {
       source6: { type: 'string' },
       engine: { type: 'string' },
       nice: { type: 'string' },
+      'warm-cache': { type: 'boolean' },
       logfile: { type: 'string' },
       logfacility: { type: 'string' },
       debug: { type: 'boolean' },
@@ -72,6 +73,12 @@ for (const [opt, family] of [['source', 4], ['source6', 6]] as const) {
     process.stderr.write(`tandem-ipvsd: --${opt} ${a} is not an IPv${family} address\n`);
     process.exit(2);
   }
+}
+if (args['warm-cache']) {
+  // For the launcher: load (and so compile into NODE_COMPILE_CACHE) every module the daemon
+  // needs, then leave. The data plane is imported lazily by the daemon, so it is named here.
+  await import('../src/dataplane/index.ts');
+  process.exit(0);
 }
 if (args.help) {
   process.stdout.write(HELP);

@@ -401,11 +401,25 @@ async function startDaemon(ctx: Ctx, config: LdConfig): Promise<number> {
   return 0;
 }
 
+/**
+ * Compiles what the daemon child runs into the compile cache and writes the cache now: Node
+ * writes it at exit otherwise, after the child has started, and a child that finds its modules
+ * missing loads the TypeScript stripper and keeps its memory (~25 MB) for the daemon's life.
+ */
+async function warmCompileCache(dir: string): Promise<void> {
+  const mod = await import('node:module');
+  if (!mod.getCompileCacheDir?.()) mod.enableCompileCache?.(dir);
+  if (!mod.getCompileCacheDir?.()) return;
+  await Promise.all([import('./daemon.ts'), import('./backend.ts'), import('@tandem/ipvs/backends/index'), import('./checks/index.ts'), import('./checks/scheduler.ts'), import('@tandem/core/log'), import('@tandem/core/run')]);
+  mod.flushCompileCache?.();
+}
+
 /** Starts a detached copy of this command in daemon mode and waits until it answers on its control socket. */
 async function spawnBackground(ctx: Ctx): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'ldirectord-start-'));
   const errFile = join(dir, 'stderr');
-  const { DAEMON_NODE_FLAGS, daemonEnv } = await import('./node-flags.ts');
+  const { DAEMON_NODE_FLAGS, daemonEnv, COMPILE_CACHE_DIR } = await import('./node-flags.ts');
+  await warmCompileCache(ctx.io.env.NODE_COMPILE_CACHE ?? COMPILE_CACHE_DIR);
   const childArgs = [...DAEMON_NODE_FLAGS, BIN, '--daemon-child', '--pid-file', ctx.pidFile, '--control-socket', ctx.controlSocket];
   if (ctx.backendName) childArgs.push('--backend', ctx.backendName);
   childArgs.push(ctx.file, 'start');
