@@ -80,13 +80,15 @@ interface Args {
   pidFile?: string | undefined;
   controlSocket?: string | undefined;
   daemonChild: boolean;
+  /** --warm-cache: compile the daemon's modules into NODE_COMPILE_CACHE and exit (for bin/ldirectord). */
+  warmCache: boolean;
   positional: string[];
   unknown?: string | undefined;
   missingValue?: string | undefined;
 }
 
 export function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { debug: false, help: false, version: false, daemonChild: false, positional: [] };
+  const a: Args = { debug: false, help: false, version: false, daemonChild: false, warmCache: false, positional: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') {
@@ -110,6 +112,7 @@ export function parseArgs(argv: readonly string[]): Args {
         case 'pid-file': a.pidFile = value(); continue;
         case 'control-socket': a.controlSocket = value(); continue;
         case 'daemon-child': a.daemonChild = true; continue;
+        case 'warm-cache': a.warmCache = true; continue;
         default: a.unknown ??= name; continue;
       }
     }
@@ -182,6 +185,11 @@ export async function main(argv: readonly string[], io: CliIO = defaultIO): Prom
   }
   if (args.help) {
     io.stdout(USAGE);
+    return 0;
+  }
+  if (args.warmCache) {
+    const { COMPILE_CACHE_DIR } = await import('./node-flags.ts');
+    await warmCompileCache(io.env.NODE_COMPILE_CACHE ?? COMPILE_CACHE_DIR);
     return 0;
   }
   if (args.unknown !== undefined || args.missingValue !== undefined) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,25 @@ describe('ldirectord launchers', () => {
     assert.equal(shebang, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`);
     const sh = readFileSync(fileURLToPath(new URL('../bin/ldirectord', import.meta.url)), 'utf8');
     assert.match(sh, /^: "\$\{NODE_COMPILE_CACHE:=\$here\/\.\.\/\.\.\/\.\.\/node_modules\/\.cache\/tandem-compile\}"$/m);
-    assert.match(sh, new RegExp(`^exec "\\$node" ${DAEMON_NODE_FLAGS.join(' ')} "\\$here/ldirectord\\.ts" "\\$@"$`, 'm'));
+    assert.match(sh, new RegExp(`^flags="${DAEMON_NODE_FLAGS.join(' ')}"$`, 'm'));
+    assert.match(sh, /^exec "\$node" \$flags "\$here\/ldirectord\.ts" "\$@"$/m);
+    assert.match(sh, /^ {4}"\$node" \$flags "\$here\/ldirectord\.ts" --warm-cache /m);
+  });
+
+  it('--warm-cache compiles the daemon\'s modules into NODE_COMPILE_CACHE and exits 0; the launcher runs it before a foreground start only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ld-warm-'));
+    try {
+      const r = await execa(process.execPath, [...DAEMON_NODE_FLAGS, BIN, '--warm-cache'], { reject: false, env: { NODE_COMPILE_CACHE: dir } });
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      const sub = readdirSync(dir);
+      assert.equal(sub.length, 1, `one cache for these flags: ${sub.join(', ')}`);
+      // The daemon, its checks, the backends and the policy among them: dozens of modules.
+      assert.ok(readdirSync(join(dir, sub[0]!)).length >= 30, 'the cache holds the daemon\'s modules');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const sh = readFileSync(fileURLToPath(new URL('../bin/ldirectord', import.meta.url)), 'utf8');
+    assert.match(sh, /\*" -d "\*" start "\*/);
   });
 });
 
