@@ -10,6 +10,7 @@ import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive } from '@tandem/core';
 import type { Topology, Spawned } from '../test/lab/netns.ts';
 import { V8_FLAGS } from '../packages/heartbeat/src/cli/heartbeat.ts';
+import { waitFor } from '../test/lab/ports.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const NODE = join(here, '../node_modules/.bin/node');
@@ -42,15 +43,7 @@ function writeAuthkeys(dir: string): void {
   chmodSync(join(dir, 'authkeys'), 0o600);
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, stepMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms: number, stepMs = 50): Promise<T> => waitFor(what, probe, ms, stepMs);
 
 // ---------------------------------------------------------------------------------------------
 // tandem

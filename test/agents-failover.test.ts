@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { Topology, type Spawned } from './lab/netns.ts';
+import { waitFor } from './lab/ports.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -18,16 +19,7 @@ const HEARTBEAT = join(ROOT, 'packages/heartbeat/src/cli/heartbeat.ts');
 const BIN = join(ROOT, 'packages/heartbeat/bin');
 const VIP = '10.78.0.100';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 40_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (let i = 0; i < 100_000; i++) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 40_000): Promise<T> => waitFor(what, probe, ms);
 
 describe('haresources failover between two tandem heartbeat daemons in network namespaces', function () {
   this.timeout(180_000);

@@ -9,20 +9,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Topology } from './lab/netns.ts';
 import { FIXTURES } from './fixtures/paths.ts';
+import { waitFor } from './lab/ports.ts';
 
 const RD = fileURLToPath(new URL('../resource.d/', import.meta.url));
 const VIP = '192.168.136.10';
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 10_000; i++) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(what, fn, ms);
 
 const rootSysctl = (p: string) => readFileSync(`/proc/sys/net/ipv4/${p}`, 'utf8').trim();
 

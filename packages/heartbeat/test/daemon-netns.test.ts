@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { Topology } from '../../../test/lab/netns.ts';
 import { fetchStatus } from '../src/control.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const NODE = join(here, '../../../node_modules/.bin/node');
@@ -32,15 +33,7 @@ function writeNode(dir: string, name: string, peers: string[], extra = ''): { co
   return { configDir, socket: join(dir, name, 'hb.sock'), log };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(what, probe, ms);
 
 /** Polls over the control socket directly (spawning cl_status for each poll is slow on a loaded machine). */
 async function peerState(socket: string, peer: string): Promise<string | undefined> {

@@ -8,6 +8,7 @@ import type { MembershipEvent } from '../src/membership.ts';
 import { encodePacket, buildFields, activeKey, type HbMessage } from '../src/codec.ts';
 import { MemoryNetwork } from '../src/media/memory.ts';
 import type { AuthKeys } from '../src/types.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 /** The media's in-memory network on the real clock, with whole-node cuts. */
 class Hub extends MemoryNetwork {
@@ -22,13 +23,7 @@ class Hub extends MemoryNetwork {
 const keys: AuthKeys = { active: 1, keys: new Map([[1, { method: 'sha1', secret: 'test-secret' }]]) };
 const timing = { keepaliveMs: 50, deadtimeMs: 1000, warntimeMs: 300, initdeadMs: 3000 };
 
-async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 10_000): Promise<void> => waitFor(what, cond, ms, 10).then(() => {});
 
 class RecordingRm implements ResourceManagerPlugin {
   events: MembershipEvent[] = [];

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { processAlive } from '@tandem/core';
 import { Topology, type Spawned } from '../../../test/lab/netns.ts';
 import type { MediumConfig } from '../src/hacf.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 const HEARTBEAT = '/usr/libexec/heartbeat/heartbeat';
 // Absolute: node_modules/.bin on PATH holds tandem's own cl_status.
@@ -29,14 +30,7 @@ const TANDEM_CL_STATUS = new URL('../bin/cl_status', import.meta.url).pathname;
 const SECRET = 'interop-secret';
 const at = { file: 'ha.cf', line: 1 };
 
-async function until(pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return pred();
-}
+const until = (pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 200).then(() => true, () => pred());
 
 function jsonLines(stream: NodeJS.ReadableStream): Record<string, unknown>[] {
   const lines: Record<string, unknown>[] = [];

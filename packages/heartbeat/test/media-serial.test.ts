@@ -6,6 +6,7 @@ import { processAlive } from '@tandem/core';
 import { createSerialMedium, ClassicFramer, SERIAL_MAX_FRAME } from '../src/media/serial.ts';
 import { buildFields, encodePacket, encodeClassic, verify, ReplayGuard, type SignKey } from '../src/codec.ts';
 import type { Received } from '../src/types.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 const KEY: SignKey = { num: 1, method: 'sha1', secret: 'serial-secret' };
 const KEYS = { active: 1, keys: new Map([[1, { method: 'sha1' as const, secret: 'serial-secret' }]]) };
@@ -15,14 +16,7 @@ function status(src: string, seq: number): Buffer {
   return encodePacket(buildFields([['t', 'status'], ['st', 'active']], { src, srcuuid: UUID, seq, hg: 1, ts: 1, ld: '0.1 0.1 0.1 1/1 1', ttl: 3 }), KEY);
 }
 
-async function until(pred: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return pred();
-}
+const until = (pred: () => boolean, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 20).then(() => true, () => pred());
 
 async function ptyPair(): Promise<{ proc: ResultPromise; a: string; b: string }> {
   const proc = execa('socat', ['-d', '-d', 'pty,raw,echo=0', 'pty,raw,echo=0'], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });

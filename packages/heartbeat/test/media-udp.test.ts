@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Topology } from '../../../test/lab/netns.ts';
 import type { MediumConfig } from '../src/hacf.ts';
 import { createMedium, broadcastOf } from '../src/media/index.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 const NODE = fileURLToPath(new URL('../../../node_modules/.bin/node', import.meta.url));
 const PEER = new URL('./media-peer.ts', import.meta.url).pathname;
@@ -30,14 +31,7 @@ function collect(proc: NodeJS.ReadableStream): Line[] {
   return lines;
 }
 
-async function until(pred: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return pred();
-}
+const until = (pred: () => boolean, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 50).then(() => true, () => pred());
 
 describe('media: interface lookup', () => {
   it('computes the directed broadcast address like brd +', () => {

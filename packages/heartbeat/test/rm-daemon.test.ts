@@ -14,6 +14,7 @@ import { HeartbeatDaemon } from '../src/daemon.ts';
 import { MemoryNetwork } from '../src/media/memory.ts';
 import { HaresourcesManager } from '../src/rm/index.ts';
 import type { AuthKeys } from '../src/types.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 const keys: AuthKeys = { active: 1, keys: new Map([[1, { method: 'sha1', secret: 'rm-test' }]]) };
 const timing = { keepaliveMs: 50, deadtimeMs: 1500, warntimeMs: 500, initdeadMs: 3000 };
@@ -29,14 +30,7 @@ esac
 exit 0
 `;
 
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (let i = 0; i < 100_000; i++) {
-    if (cond()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 20_000): Promise<void> => waitFor(what, cond, ms, 20).then(() => {});
 
 describe('resource manager in two in-process heartbeat daemons', function () {
   this.timeout(90_000);

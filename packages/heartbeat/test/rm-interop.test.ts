@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processAlive } from '@tandem/core';
 import { Topology, type Spawned } from '../../../test/lab/netns.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 const REAL_HEARTBEAT = '/usr/libexec/heartbeat/heartbeat';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -39,15 +40,7 @@ esac
 exit 0
 `;
 
-async function until(what: string, pred: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (let i = 0; i < 100_000; i++) {
-    if (await pred()) return;
-    if (Date.now() > end) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = (what: string, pred: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> => waitFor(what, pred, ms, 200).then(() => {});
 
 describe('mixed pair: a real heartbeat 3.0.6 node and a tandem node hand their groups over', function () {
   this.timeout(300_000);

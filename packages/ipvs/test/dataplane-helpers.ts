@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import type { IpvsTable, RealServer, VirtualService } from '../src/model.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 export interface Backend {
   name: string;
@@ -135,11 +136,4 @@ export async function startUdpEcho(address = '127.0.0.1'): Promise<{ port: numbe
 }
 
 /** Polls until `fn` returns true or the deadline passes (then throws with `what`). */
-export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export const until = (what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => waitFor(what, fn, ms, 50).then(() => {});

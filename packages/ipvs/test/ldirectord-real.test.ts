@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { controlRequest } from '@tandem/core';
 import { type ResultPromise, execa } from 'execa';
 import { IPVSADM_TS, IPVSD_TS, NODE_PATH, ROOT } from './helpers.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 /**
  * Debian's real ldirectord 4.12 driving the embedded balancer's table, unchanged: tandem-ipvsadm is
@@ -25,20 +26,7 @@ function children(pid: number): number[] {
   }
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> => waitFor(what, fn, ms, 200);
 
 describe('the real ldirectord 4.12 on tandem-ipvsadm', function () {
   // ldirectord runs ipvsadm three times per change and about nine times per real at start.

@@ -9,6 +9,7 @@ import { controlRequest, processAlive, readPidFile, runCommand, type RunResult }
 import { tableLines } from './replay-support.ts';
 import { FIXTURES } from '../../../test/fixtures/paths.ts';
 import { COMPILE_CACHE_DIR, DAEMON_NODE_FLAGS } from '../src/node-flags.ts';
+import { waitFor } from '../../../test/lab/ports.ts';
 
 const BIN = fileURLToPath(new URL('../bin/ldirectord.ts', import.meta.url));
 
@@ -45,16 +46,7 @@ function ld(args: string[], env: Record<string, string> = {}): Promise<RunResult
   return runCommand(process.execPath, [BIN, ...args], { timeoutMs: 90_000, env: { TANDEM_LD_BACKEND: 'memory', ...env } });
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000; i++) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> => waitFor(what, f, ms);
 
 interface StatusReply {
   status: { pid: number; virtuals: { id: string; reals: { address: string; port: number; up: boolean; lastVerdict?: { reason: string } }[] }[]; lastReload?: { ok: boolean } };
