@@ -43,7 +43,7 @@ function writeAuthkeys(dir: string): void {
   chmodSync(join(dir, 'authkeys'), 0o600);
 }
 
-const until = <T>(what: string, probe: () => Promise<T | undefined>, ms: number, stepMs = 50): Promise<T> => waitFor(what, probe, ms, stepMs);
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms: number, stepMs = 50): Promise<T> => waitFor(what, probe, ms, stepMs, { retryErrors: false });
 
 // ---------------------------------------------------------------------------------------------
 // tandem

@@ -19,7 +19,7 @@ const HEARTBEAT = join(ROOT, 'packages/heartbeat/src/cli/heartbeat.ts');
 const BIN = join(ROOT, 'packages/heartbeat/bin');
 const VIP = '10.78.0.100';
 
-const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 40_000): Promise<T> => waitFor(what, probe, ms);
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 40_000): Promise<T> => waitFor(what, probe, ms, 100, { retryErrors: false });
 
 describe('haresources failover between two tandem heartbeat daemons in network namespaces', function () {
   this.timeout(180_000);

@@ -14,7 +14,7 @@ import { waitFor } from './lab/ports.ts';
 const RD = fileURLToPath(new URL('../resource.d/', import.meta.url));
 const VIP = '192.168.136.10';
 
-const until = <T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(what, fn, ms);
+const until = <T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(what, fn, ms, 100, { retryErrors: false });
 
 const rootSysctl = (p: string) => readFileSync(`/proc/sys/net/ipv4/${p}`, 'utf8').trim();
 

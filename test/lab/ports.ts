@@ -31,9 +31,17 @@ export function portOpen(host: string, port: number): Promise<boolean> {
 
 /**
  * Polls `fn` every stepMs until it returns a value other than undefined/false, and returns it; throws
- * naming `what` (and the last error fn threw) after ms.
+ * naming `what` (and the last error fn threw) after ms. An error fn throws counts as "not yet",
+ * unless `retryErrors` is false: then it ends the wait at once (a probe that knows it is hopeless,
+ * such as a holder process that has exited).
  */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000, stepMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 20_000,
+  stepMs = 100,
+  { retryErrors = true }: { retryErrors?: boolean } = {},
+): Promise<T> {
   const deadline = Date.now() + ms;
   let last: unknown;
   for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
@@ -41,6 +49,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
       const v = await fn();
       if (v !== undefined && v !== false) return v;
     } catch (err) {
+      if (!retryErrors) throw err;
       last = err;
     }
     await new Promise((r) => setTimeout(r, stepMs));

@@ -33,7 +33,7 @@ function writeNode(dir: string, name: string, peers: string[], extra = ''): { co
   return { configDir, socket: join(dir, name, 'hb.sock'), log };
 }
 
-const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(what, probe, ms);
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> => waitFor(what, probe, ms, 100, { retryErrors: false });
 
 /** Polls over the control socket directly (spawning cl_status for each poll is slow on a loaded machine). */
 async function peerState(socket: string, peer: string): Promise<string | undefined> {

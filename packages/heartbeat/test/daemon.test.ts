@@ -23,7 +23,7 @@ class Hub extends MemoryNetwork {
 const keys: AuthKeys = { active: 1, keys: new Map([[1, { method: 'sha1', secret: 'test-secret' }]]) };
 const timing = { keepaliveMs: 50, deadtimeMs: 1000, warntimeMs: 300, initdeadMs: 3000 };
 
-const until = (what: string, cond: () => boolean, ms = 10_000): Promise<void> => waitFor(what, cond, ms, 10).then(() => {});
+const until = (what: string, cond: () => boolean, ms = 10_000): Promise<void> => waitFor(what, cond, ms, 10, { retryErrors: false }).then(() => {});
 
 class RecordingRm implements ResourceManagerPlugin {
   events: MembershipEvent[] = [];

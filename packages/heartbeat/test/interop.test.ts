@@ -30,7 +30,7 @@ const TANDEM_CL_STATUS = new URL('../bin/cl_status', import.meta.url).pathname;
 const SECRET = 'interop-secret';
 const at = { file: 'ha.cf', line: 1 };
 
-const until = (pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 200).then(() => true, () => pred());
+const until = (pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 200, { retryErrors: false }).then(() => true, () => pred());
 
 function jsonLines(stream: NodeJS.ReadableStream): Record<string, unknown>[] {
   const lines: Record<string, unknown>[] = [];

@@ -16,7 +16,7 @@ function status(src: string, seq: number): Buffer {
   return encodePacket(buildFields([['t', 'status'], ['st', 'active']], { src, srcuuid: UUID, seq, hg: 1, ts: 1, ld: '0.1 0.1 0.1 1/1 1', ttl: 3 }), KEY);
 }
 
-const until = (pred: () => boolean, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 20).then(() => true, () => pred());
+const until = (pred: () => boolean, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 20, { retryErrors: false }).then(() => true, () => pred());
 
 async function ptyPair(): Promise<{ proc: ResultPromise; a: string; b: string }> {
   const proc = execa('socat', ['-d', '-d', 'pty,raw,echo=0', 'pty,raw,echo=0'], { reject: false, buffer: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });

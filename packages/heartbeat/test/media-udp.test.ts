@@ -31,7 +31,7 @@ function collect(proc: NodeJS.ReadableStream): Line[] {
   return lines;
 }
 
-const until = (pred: () => boolean, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 50).then(() => true, () => pred());
+const until = (pred: () => boolean, ms: number): Promise<boolean> => waitFor('a condition', pred, ms, 50, { retryErrors: false }).then(() => true, () => pred());
 
 describe('media: interface lookup', () => {
   it('computes the directed broadcast address like brd +', () => {

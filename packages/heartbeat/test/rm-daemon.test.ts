@@ -30,7 +30,7 @@ esac
 exit 0
 `;
 
-const until = (what: string, cond: () => boolean, ms = 20_000): Promise<void> => waitFor(what, cond, ms, 20).then(() => {});
+const until = (what: string, cond: () => boolean, ms = 20_000): Promise<void> => waitFor(what, cond, ms, 20, { retryErrors: false }).then(() => {});
 
 describe('resource manager in two in-process heartbeat daemons', function () {
   this.timeout(90_000);

@@ -40,7 +40,7 @@ esac
 exit 0
 `;
 
-const until = (what: string, pred: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> => waitFor(what, pred, ms, 200).then(() => {});
+const until = (what: string, pred: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> => waitFor(what, pred, ms, 200, { retryErrors: false }).then(() => {});
 
 describe('mixed pair: a real heartbeat 3.0.6 node and a tandem node hand their groups over', function () {
   this.timeout(300_000);

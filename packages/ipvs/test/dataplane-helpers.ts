@@ -136,4 +136,4 @@ export async function startUdpEcho(address = '127.0.0.1'): Promise<{ port: numbe
 }
 
 /** Polls until `fn` returns true or the deadline passes (then throws with `what`). */
-export const until = (what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => waitFor(what, fn, ms, 50).then(() => {});
+export const until = (what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => waitFor(what, fn, ms, 50, { retryErrors: false }).then(() => {});

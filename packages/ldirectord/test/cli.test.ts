@@ -46,7 +46,7 @@ function ld(args: string[], env: Record<string, string> = {}): Promise<RunResult
   return runCommand(process.execPath, [BIN, ...args], { timeoutMs: 90_000, env: { TANDEM_LD_BACKEND: 'memory', ...env } });
 }
 
-const until = <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> => waitFor(what, f, ms);
+const until = <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> => waitFor(what, f, ms, 100, { retryErrors: false });
 
 interface StatusReply {
   status: { pid: number; virtuals: { id: string; reals: { address: string; port: number; up: boolean; lastVerdict?: { reason: string } }[] }[]; lastReload?: { ok: boolean } };
