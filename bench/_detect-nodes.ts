@@ -164,10 +164,16 @@ export class RealNode {
     writeAuthkeys(had);
   }
 
+  /** More shell lines for the holder's private mount namespace, before it settles (subclasses). */
+  protected holderMounts(): string[] {
+    return [];
+  }
+
   async setup(): Promise<void> {
     const script = [
       'set -e', `hostname ${this.name}`, 'mount --make-rprivate /', 'mount -t tmpfs tmpfs /run', 'mkdir -p /run/heartbeat /run/resource-agents',
       `mount --bind ${join(this.dir, 'ha.d')} /etc/ha.d`, `mount --bind ${join(this.dir, 'lib')} /var/lib/heartbeat`,
+      ...this.holderMounts(),
       'echo ready', 'exec sleep 100000',
     ].join('\n');
     this.holder = execa('ip', ['netns', 'exec', this.#ns, 'unshare', '--mount', '--uts', 'sh', '-c', script], { reject: false, stdin: 'ignore', buffer: false });

@@ -200,12 +200,10 @@ abstract class PeerCluster implements Cluster {
  *  - it is only ever stopped with SIGKILL (master control process first), never asked to release.
  */
 export class RealHbDirector extends RealNode {
-  readonly #ns: string;
   readonly blockedLog: string;
 
   constructor(topo: Topology, host: string, name: NodeName, root: string, s: Setting) {
     super(topo, host, name, root, s);
-    this.#ns = topo.ns(host);
     const had = join(this.dir, 'ha.d');
     writeFileSync(join(had, 'ha.cf'), [
       `logfile ${this.log}`, `keepalive ${ms(s.keepaliveMs)}`, `deadtime ${ms(s.deadtimeMs)}`,
@@ -218,25 +216,14 @@ export class RealHbDirector extends RealNode {
     chmodSync(join(this.dir, 'stub'), 0o755);
   }
 
-  override async setup(): Promise<void> {
+  protected override holderMounts(): string[] {
     const stub = join(this.dir, 'stub');
-    const script = [
-      'set -e', `hostname ${this.name}`, 'mount --make-rprivate /', 'mount -t tmpfs tmpfs /run', 'mkdir -p /run/heartbeat /run/resource-agents',
-      `mount --bind ${join(this.dir, 'ha.d')} /etc/ha.d`, `mount --bind ${join(this.dir, 'lib')} /var/lib/heartbeat`,
-      // pkill is pgrep, reboot is systemctl (symlinks): the bind mounts land on those.
-      `mount --bind ${stub} /usr/bin/pkill`, `mount --bind ${stub} /usr/sbin/reboot`,
-      'echo ready', 'exec sleep 100000',
-    ].join('\n');
-    this.holder = execa('ip', ['netns', 'exec', this.#ns, 'unshare', '--mount', '--uts', 'sh', '-c', script], { reject: false, stdin: 'ignore', buffer: false });
-    const pid = this.holder.pid ?? -1;
-    await until(`${this.name} holder`, async () => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep' ? true : undefined;
-      } catch {
-        throw new Error(`holder for ${this.name} exited`);
-      }
-    }, 10_000);
-    this.holderPid = pid;
+    // pkill is pgrep, reboot is systemctl (symlinks): the bind mounts land on those.
+    return [`mount --bind ${stub} /usr/bin/pkill`, `mount --bind ${stub} /usr/sbin/reboot`];
+  }
+
+  override async setup(): Promise<void> {
+    await super.setup();
     // Prove the stubs are in place before the daemon can need them.
     for (const cmd of ['pkill', '/usr/bin/pkill', '/sbin/reboot']) await this.enter(cmd, ['--stub-selftest'], 5000);
     const seen = existsSync(this.blockedLog) ? readFileSync(this.blockedLog, 'utf8').split('\n').filter((l) => l.includes('--stub-selftest')).length : 0;
