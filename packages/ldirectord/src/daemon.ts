@@ -7,7 +7,7 @@ import type { Logger } from '@tandem/core/log';
 import { Metrics } from '@tandem/core/metrics';
 import { claimPidFile, removePidFile } from '@tandem/core/pidfile';
 import type { CommandRunner } from '@tandem/core/run';
-import { diffTables } from '@tandem/ipvs/diff';
+import { StoredTable, diffTables } from '@tandem/ipvs/diff';
 import { serviceId, type IpvsBackend, type IpvsOp, type IpvsTable, type ServiceKey } from '@tandem/ipvs/model';
 import type { Checker, Verdict } from './checks/types.ts';
 import { loadConfig, type LdConfig, type ParseEnv } from './config.ts';
@@ -119,9 +119,10 @@ export class LdDaemon {
   #readNext = false;
   /**
    * The table as the backend confirmed it: read, or read and then changed by batches it accepted.
-   * Reconciles between heal passes diff against it instead of reading the backend each time.
+   * Reconciles between heal passes diff against it instead of reading the backend each time, and
+   * only for the entries the policy changed since the last batch (Policy.takeChanges).
    */
-  #confirmed: IpvsTable | undefined;
+  #confirmed: StoredTable | undefined;
   #reconciling: Promise<void> | undefined;
   #commands: Promise<void> = Promise.resolve();
   #reloadChain: Promise<unknown> = Promise.resolve();
@@ -322,11 +323,11 @@ export class LdDaemon {
         const policy = this.#policy;
         if (!policy) break;
         try {
-          const fresh = this.#readNext || !this.#confirmed;
+          const confirmed = this.#readNext ? undefined : this.#confirmed;
           this.#readNext = false;
-          const actual = fresh ? await this.#read() : this.#confirmed!;
-          // A refused batch drops the cache (#applyDesired): the next pass starts from a fresh read.
-          await this.#applyDesired(actual, policy, (k) => policy.owns(k));
+          // A refused batch drops the cache (#applyBatch): the next pass starts from a fresh read.
+          if (confirmed) await this.#applyChanges(confirmed, policy);
+          else await this.#applyDesired(await this.#read(), policy, (k) => policy.owns(k));
         } catch (err) {
           this.#confirmed = undefined;
           this.#log('error', `reconcile failed: ${(err as Error).message}`);
@@ -352,17 +353,38 @@ export class LdDaemon {
    * policy state does not pretend the change happened).
    */
   async #applyDesired(actual: IpvsTable, policy: Policy, owns: (k: ServiceKey) => boolean): Promise<boolean> {
+    // The whole desired table is diffed: the changes recorded so far are in it.
+    policy.dropChanges();
     const desired = policy.desired(actual);
     const ops = diffTables(actual, desired, owns);
     if (ops.length === 0) {
-      this.#confirmed = actual;
+      this.#confirmed = new StoredTable(actual);
       return true;
     }
+    return this.#applyBatch(ops, policy, () => new StoredTable(afterApply(actual, desired, owns)));
+  }
+
+  /**
+   * Between heal passes: only the entries the policy changed since the last batch, diffed against
+   * the confirmed table, which the accepted batch then updates in place (O(changes), not O(table)).
+   */
+  async #applyChanges(confirmed: StoredTable, policy: Policy): Promise<boolean> {
+    const ops = confirmed.diffEntries(policy.takeChanges());
+    // A service missing or changed: only a whole diff can say what to do.
+    if (ops === undefined) return this.#applyDesired(confirmed.table(), policy, (k) => policy.owns(k));
+    if (ops.length === 0) return true;
+    return this.#applyBatch(ops, policy, () => {
+      confirmed.apply(ops);
+      return confirmed;
+    });
+  }
+
+  async #applyBatch(ops: IpvsOp[], policy: Policy, confirmedAfter: () => StoredTable): Promise<boolean> {
     for (const op of ops) this.#log('debug', `ipvs: ${describeOp(op)}`);
     try {
       await this.backend.apply(ops);
-      policy.applied(desired);
-      this.#confirmed = afterApply(actual, desired, owns);
+      policy.appliedOps(ops);
+      this.#confirmed = confirmedAfter();
       this.#lastApplyError = undefined;
       this.metrics.inc('ldirectord_table_ops_total', 'IPVS operations applied', {}, ops.length);
       this.metrics.inc('ldirectord_table_batches_total', 'IPVS batches applied');

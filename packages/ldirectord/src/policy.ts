@@ -1,3 +1,4 @@
+import type { EntryChange } from '@tandem/ipvs/diff';
 import { endpoint, serviceId, type IpvsOp, type IpvsTable, type RealServer, type ServiceKey, type VirtualService } from '@tandem/ipvs/model';
 import type { Verdict } from './checks/types.ts';
 import type { LdConfig, LdReal, LdVirtual } from './config.ts';
@@ -96,10 +97,34 @@ function sameSpec(a: LdReal, b: LdReal): boolean {
   return JSON.stringify(a.check) === JSON.stringify(b.check);
 }
 
+interface RealEntry {
+  real: LdReal;
+  virtual: LdVirtual;
+  state: RealState;
+  /** Position of its entry in desired() (virtuals in order, each one's reals, then its fallback). */
+  rank: number;
+}
+
+interface VirtualEntry {
+  virtual: LdVirtual;
+  state: VirtualState;
+  /** The service as desired() gives it, without reals: the one object every EntryChange of this virtual names. */
+  service: VirtualService;
+  /** rank of the fallback's entry (after every real of the virtual). */
+  fallbackRank: number;
+}
+
 export class Policy {
   readonly config: LdConfig;
-  readonly #reals = new Map<string, { real: LdReal; virtual: LdVirtual; state: RealState }>();
-  readonly #virtuals = new Map<string, { virtual: LdVirtual; state: VirtualState }>();
+  readonly #reals = new Map<string, RealEntry>();
+  readonly #virtuals = new Map<string, VirtualEntry>();
+  /**
+   * Reals whose entry in desired() may differ from the one in the last table handed out
+   * (takeChanges, dropChanges), and virtuals whose fallback entry may: what a reconcile between
+   * heal passes has to look at instead of the whole table.
+   */
+  readonly #changedReals = new Set<RealEntry>();
+  readonly #changedFallbacks = new Set<VirtualEntry>();
   readonly #owned: Set<string>;
   #lastActual: IpvsTable = { services: [] };
   /** #lastActual by service id and real endpoint (built on demand: 10,000 reals must not cost N² lookups). */
@@ -121,18 +146,21 @@ export class Policy {
    */
   constructor(config: LdConfig, previous?: Policy) {
     this.config = config;
+    let rank = 0;
     for (const v of config.virtuals) {
       const pv = previous ? previous.#virtuals.get(v.id) : undefined;
-      this.#virtuals.set(v.id, { virtual: v, state: { command: pv?.state.command, fallbackOn: undefined } });
+      const service = this.#service(v);
+      this.#virtuals.set(v.id, { virtual: v, state: { command: pv?.state.command, fallbackOn: undefined }, service, fallbackRank: rank + v.reals.length });
       for (const r of v.reals) {
         const prev = previous ? previous.#reals.get(r.id) : undefined;
         const state: RealState = prev && sameSpec(prev.real, r)
           ? { ...prev.state, placement: 'place' }
           : { up: false, pending: true, failCount: 0, maintenance: false, placement: 'place' };
         if (prev && !sameSpec(prev.real, r)) state.maintenance = prev.state.maintenance;
-        this.#reals.set(r.id, { real: r, virtual: v, state });
+        this.#reals.set(r.id, { real: r, virtual: v, state, rank: rank++ });
         if (state.up) this.#upCount.set(v.id, (this.#upCount.get(v.id) ?? 0) + 1);
       }
+      rank++;
     }
     this.#owned = new Set(config.virtuals.map((v) => v.id));
   }
@@ -171,13 +199,13 @@ export class Policy {
         configured.add(endpoint(r.address, r.ipvsPort));
         const present = this.#present(v.id, r.address, r.ipvsPort);
         if (v.checktype === 'on' && !st.maintenance) {
-          this.#setUp(v, st, true);
+          this.#setUp(entry, true);
           st.pending = false;
         } else if (v.checktype === 'off') {
-          this.#setUp(v, st, false);
+          this.#setUp(entry, false);
           st.pending = false;
         } else if (st.pending && present && present.weight > 0 && !st.maintenance) {
-          this.#setUp(v, st, true);
+          this.#setUp(entry, true);
         }
         if (st.up && present && realDiffers(present, this.#realEntry(r, r.weight))) {
           out.push({ kind: 'real-restored', virtualId: v.id, realId: r.id, alert: true, message: `Restored real server: ${this.#rl(r, v)} (Weight set to ${r.weight})` });
@@ -277,14 +305,14 @@ export class Policy {
     return out;
   }
 
-  #transition(entry: { real: LdReal; virtual: LdVirtual; state: RealState }, up: boolean, at: number, reason?: string): Decision[] {
+  #transition(entry: RealEntry, up: boolean, at: number, reason?: string): Decision[] {
     const { real: r, virtual: v, state: st } = entry;
     st.pending = false;
     if (st.up === up) return [];
     const have = this.#actualService(v.id);
     const present = this.#present(v.id, r.address, r.ipvsPort);
     const out: Decision[] = [];
-    this.#setUp(v, st, up);
+    this.#setUp(entry, up);
     st.since = at;
     if (up) {
       st.failCount = 0;
@@ -340,11 +368,17 @@ export class Policy {
     return (this.#upCount.get(v.id) ?? 0) > 0;
   }
 
-  #setUp(v: LdVirtual, st: RealState, up: boolean): void {
+  /** The one place a real's up flag changes (its placement changes only together with it). */
+  #setUp(entry: RealEntry, up: boolean): void {
+    const { virtual: v, state: st } = entry;
     if (st.up === up) return;
     st.up = up;
     this.#version++;
-    this.#upCount.set(v.id, (this.#upCount.get(v.id) ?? 0) + (up ? 1 : -1));
+    this.#changedReals.add(entry);
+    const before = this.#upCount.get(v.id) ?? 0;
+    const after = before + (up ? 1 : -1);
+    this.#upCount.set(v.id, after);
+    if (v.fallback && (before === 0) !== (after === 0)) this.#changedFallbacks.add(this.#virtuals.get(v.id)!);
   }
 
   #observe(actual: IpvsTable): void {
@@ -419,6 +453,74 @@ export class Policy {
     const table = { services };
     this.#desiredCache = { version: this.#version, actual: usedActual ? actual : undefined, table };
     return table;
+  }
+
+  /**
+   * The entries of desired() that may have changed since the last takeChanges() or dropChanges(),
+   * in desired()'s order (virtuals in order, each one's entries together), as StoredTable.diffEntries
+   * takes them: a reconcile against a table that held the previous desired table needs only these.
+   * Entries of a readdquiescent=no real that is down are 'keep-if-present', as desired() keeps them
+   * only when the table has them.
+   */
+  takeChanges(): EntryChange[] {
+    const ranked: { rank: number; change: EntryChange }[] = [];
+    for (const e of this.#changedReals) {
+      const { real: r, virtual: v, state: st } = e;
+      const service = this.#virtuals.get(v.id)!.service;
+      let change: EntryChange;
+      if (st.up) change = { service, real: this.#realEntry(r, r.weight), mode: 'place' };
+      else if (v.quiescent) change = { service, real: this.#realEntry(r, 0), mode: st.placement === 'place' ? 'place' : 'keep-if-present' };
+      else change = { service, real: this.#realEntry(r, 0), mode: 'remove' };
+      ranked.push({ rank: e.rank, change });
+    }
+    for (const ve of this.#changedFallbacks) {
+      const v = ve.virtual;
+      const fb = v.fallback!;
+      const real: RealServer = { address: fb.address, port: fb.ipvsPort, forwarding: fb.forwarding, weight: 1, upperThreshold: 0, lowerThreshold: 0 };
+      ranked.push({ rank: ve.fallbackRank, change: { service: ve.service, real, mode: this.#anyUp(v) ? 'remove' : 'place' } });
+    }
+    this.dropChanges();
+    ranked.sort((a, b) => a.rank - b.rank);
+    return ranked.map((x) => x.change);
+  }
+
+  /** Forgets the changes: the caller is about to reconcile against the whole of desired(). */
+  dropChanges(): void {
+    this.#changedReals.clear();
+    this.#changedFallbacks.clear();
+  }
+
+  /**
+   * Tells the policy that a batch was applied to the table it last saw (the one given to
+   * desired() or start(), with the batches since), so the next decisions see the table as it now
+   * is without reading it back. Costs O(the batch) once the table is indexed.
+   */
+  appliedOps(ops: readonly IpvsOp[]): void {
+    if (ops.length === 0) return;
+    const index = this.#indexed();
+    for (const op of ops) {
+      switch (op.op) {
+        case 'add-service':
+        case 'edit-service': {
+          const id = serviceId(op.service);
+          const have = index.get(id);
+          index.set(id, { service: op.service, reals: have?.reals ?? new Map() });
+          break;
+        }
+        case 'delete-service':
+          index.delete(serviceId(op.key));
+          break;
+        case 'add-real':
+        case 'edit-real':
+          index.get(serviceId(op.key))?.reals.set(endpoint(op.real.address, op.real.port), op.real);
+          break;
+        case 'delete-real':
+          index.get(serviceId(op.key))?.reals.delete(endpoint(op.address, op.port));
+          break;
+      }
+    }
+    // desired() may have looked presence up (readdquiescent=no): its cached table is stale now.
+    this.#version++;
   }
 
   /**
