@@ -108,6 +108,9 @@ export class LdDaemon {
   #runner: CommandRunner | undefined;
   #state: DaemonState = 'new';
   #config: LdConfig | undefined;
+  /** Of #config: virtuals by id (alerts), and whether any has a monitorfile (else a verdict needs no lookup for it). */
+  #virtualsById = new Map<string, LdConfig['virtuals'][number]>();
+  #anyMonitorfile = false;
   #policy: Policy | undefined;
   #logger: Logger | undefined;
   #loop: CheckLoop | undefined;
@@ -139,6 +142,8 @@ export class LdDaemon {
   #checksUp = 0;
   #checksDown = 0;
   #checksCounted = { up: 0, down: 0 };
+  /** Decisions taken since the last renderMetrics, by kind; folded in there, as the checks are. */
+  #decisionCounts = new Map<Decision['kind'], number>();
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -161,6 +166,12 @@ export class LdDaemon {
     return this.#logger!;
   }
 
+  #setConfig(config: LdConfig): void {
+    this.#config = config;
+    this.#virtualsById = new Map(config.virtuals.map((v) => [v.id, v]));
+    this.#anyMonitorfile = config.virtuals.some((v) => v.monitorfile);
+  }
+
   #log(level: 'info' | 'warn' | 'error' | 'debug', msg: string): void {
     this.#logger?.[level](msg);
   }
@@ -178,7 +189,7 @@ export class LdDaemon {
       this.#stoppedResolve();
       throw err;
     }
-    this.#config = config;
+    this.#setConfig(config);
     this.#logger = this.opts.logger ?? this.opts.loggerFor?.(config) ?? silentLogger();
     for (const p of config.problems) this.#log('warn', formatProblem(p));
     if (this.opts.pidFile) {
@@ -229,8 +240,10 @@ export class LdDaemon {
     if (!policy || this.#state === 'stopping' || this.#state === 'stopped') return;
     if (v.up) this.#checksUp++;
     else this.#checksDown++;
-    const monitorfile = policy.real(id)?.virtual.monitorfile;
-    if (monitorfile) this.#monitor(monitorfile, id, v);
+    if (this.#anyMonitorfile) {
+      const monitorfile = policy.real(id)?.virtual.monitorfile;
+      if (monitorfile) this.#monitor(monitorfile, id, v);
+    }
     const decisions = policy.verdict(id, v, this.clock.now());
     if (decisions.length > 0) this.#emit(decisions);
   }
@@ -246,7 +259,7 @@ export class LdDaemon {
     let tableChange = false;
     for (const d of decisions) {
       this.#log(d.kind === 'soft-failure' ? 'warn' : 'info', d.message);
-      this.metrics.inc('ldirectord_decisions_total', 'Decisions taken, by kind', { kind: d.kind });
+      this.#decisionCounts.set(d.kind, (this.#decisionCounts.get(d.kind) ?? 0) + 1);
       this.opts.onDecision?.(d);
       if (TABLE_KINDS.has(d.kind)) tableChange = true;
       if (d.kind === 'fallbackcommand' && d.command) this.#queueShell(d.command);
@@ -257,7 +270,7 @@ export class LdDaemon {
 
   /** E-mail alert for a decision, if its virtual has emailalert and the daemon is in an alerting state. */
   #alert(d: Decision, subject = d.message): void {
-    const v = this.#config?.virtuals.find((x) => x.id === d.virtualId);
+    const v = d.virtualId === undefined ? undefined : this.#virtualsById.get(d.virtualId);
     if (!v || v.emailAlert.length === 0) return;
     const state = this.#state === 'new' ? 'starting' : this.#state === 'stopped' ? 'stopping' : this.#state;
     if (!(v.emailAlertStatus as string[]).includes(state)) return;
@@ -529,7 +542,7 @@ export class LdDaemon {
       const actual = await this.#read();
       const decisions = policy.start(actual, old.config.virtuals.map((v) => v.id));
       const oldIds = new Set(old.config.virtuals.map((v) => v.id));
-      this.#config = config;
+      this.#setConfig(config);
       this.#policy = policy;
       if (this.opts.loggerFor && !this.opts.logger && config.global.logfile !== old.config.global.logfile) {
         const prev = this.#logger;
@@ -619,6 +632,8 @@ export class LdDaemon {
     this.metrics.inc('ldirectord_checks_total', 'Checks completed, by result', { result: 'up' }, this.#checksUp - c.up);
     this.metrics.inc('ldirectord_checks_total', 'Checks completed, by result', { result: 'down' }, this.#checksDown - c.down);
     this.#checksCounted = { up: this.#checksUp, down: this.#checksDown };
+    for (const [kind, n] of this.#decisionCounts) this.metrics.inc('ldirectord_decisions_total', 'Decisions taken, by kind', { kind }, n);
+    this.#decisionCounts.clear();
     for (const v of this.#policy?.status() ?? []) {
       this.metrics.set('ldirectord_virtual_reals_up', 'Real servers up per virtual service', v.realsUp, { virtual: v.id });
       this.metrics.set('ldirectord_virtual_fallback_active', '1 while the fallback server is in the table', v.fallbackActive ? 1 : 0, { virtual: v.id });

@@ -103,6 +103,8 @@ interface RealEntry {
   state: RealState;
   /** Position of its entry in desired() (virtuals in order, each one's reals, then its fallback). */
   rank: number;
+  /** Its endpoint in the table, made on first use (each transition looks it up). */
+  ep?: string | undefined;
 }
 
 interface VirtualEntry {
@@ -227,7 +229,7 @@ export class Policy {
           out.push({ kind: 'real-purged', virtualId: v.id, message: `Purged real server (start): ${ep} (${v.label})` });
         }
       }
-      out.push(...this.#fallbackDecisions(v, have));
+      out.push(...this.#fallbackDecisions(v));
     }
     for (const id of previouslyOwned) {
       if (this.#owned.has(id) || !actualById.has(id)) continue;
@@ -309,8 +311,7 @@ export class Policy {
     const { real: r, virtual: v, state: st } = entry;
     st.pending = false;
     if (st.up === up) return [];
-    const have = this.#actualService(v.id);
-    const present = this.#present(v.id, r.address, r.ipvsPort);
+    const present = this.#indexed().get(v.id)?.reals.get(entry.ep ??= endpoint(r.address, r.ipvsPort));
     const out: Decision[] = [];
     this.#setUp(entry, up);
     st.since = at;
@@ -335,18 +336,18 @@ export class Policy {
         out.push({ kind: 'real-deleted', virtualId: v.id, realId: r.id, alert: true, message: `Deleted real server: ${this.#rl(r, v)}${why}` });
       }
     }
-    out.push(...this.#fallbackDecisions(v, have));
+    out.push(...this.#fallbackDecisions(v));
     return out;
   }
 
   /** Fallback and fallbackcommand follow "is any real of this virtual up", each once per change. */
-  #fallbackDecisions(v: LdVirtual, have: VirtualService | undefined): Decision[] {
+  #fallbackDecisions(v: LdVirtual): Decision[] {
     const out: Decision[] = [];
     const anyUp = this.#anyUp(v);
     const vs = this.#virtuals.get(v.id)!.state;
     if (v.fallback) {
       // Known at start-up from the table, afterwards from the decisions taken (the table may lag).
-      const fbPresent = vs.fallbackOn ?? (have ? this.#present(v.id, v.fallback.address, v.fallback.ipvsPort) !== undefined : false);
+      const fbPresent = vs.fallbackOn ?? this.#present(v.id, v.fallback.address, v.fallback.ipvsPort) !== undefined;
       vs.fallbackOn = !anyUp;
       const fl = `${endpoint(v.fallback.address, v.fallback.port)} (${v.label})`;
       if (!anyUp && !fbPresent) out.push({ kind: 'fallback-added', virtualId: v.id, alert: true, message: `Added fallback server: ${fl} (Weight set to 1)` });
@@ -393,10 +394,6 @@ export class Policy {
       for (const s of this.#lastActual.services) this.#index.set(serviceId(s), { service: s, reals: new Map(s.reals.map((r) => [endpoint(r.address, r.port), r])) });
     }
     return this.#index;
-  }
-
-  #actualService(id: string): VirtualService | undefined {
-    return this.#indexed().get(id)?.service;
   }
 
   #present(virtualId: string, address: string, port: number): RealServer | undefined {
