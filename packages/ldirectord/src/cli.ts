@@ -418,7 +418,7 @@ async function warmCompileCache(dir: string): Promise<void> {
   const mod = await import('node:module');
   if (!mod.getCompileCacheDir?.()) mod.enableCompileCache?.(dir);
   if (!mod.getCompileCacheDir?.()) return;
-  await Promise.all([import('./daemon.ts'), import('./backend.ts'), import('@tandem/ipvs/backends/index'), import('./checks/index.ts'), import('./checks/scheduler.ts'), import('@tandem/core/log'), import('@tandem/core/run')]);
+  await Promise.all([import('./daemon.ts'), import('./backend.ts'), import('@tandem/ipvs/backends/index'), import('./checks/index.ts'), import('./checks/scheduler.ts'), import('./checks/negotiate.ts').then((m) => m.loadAllCheckers()), import('./checks/first-pass-worker.ts'), import('@tandem/core/log'), import('@tandem/core/run')]);
   mod.flushCompileCache?.();
 }
 

@@ -205,6 +205,11 @@ export class LdDaemon {
     }
     this.#log('info', `Starting Linux Director (tandem) with pid: ${process.pid}, config ${this.opts.configFile}, backend ${this.backend.name}`);
     try {
+      // The checks are known before the table is set up, and given to the loop now (nothing runs
+      // before start()): with thousands of reals the scheduler starts its first-pass worker
+      // thread here, and it boots while the table is read and set up.
+      this.#loop = await this.#makeLoop();
+      this.#loop.update(this.#checks(config));
       if (this.opts.controlSocket) this.#control = await startControlServer(this.opts.controlSocket, (req) => this.#handle(req));
       const actual = await this.#read();
       const policy = new Policy(config, undefined);
@@ -213,11 +218,11 @@ export class LdDaemon {
       await this.#applyDesired(actual, policy, (k) => policy.owns(k));
       this.#emit(decisions);
       await this.#rememberFile();
-      this.#loop = await this.#makeLoop();
-      this.#loop.update(this.#checks(config));
       this.#loop.start();
     } catch (err) {
       this.#log('error', `start failed: ${(err as Error).message}`);
+      await this.#loop?.stop();
+      this.#loop = undefined;
       await this.#teardown();
       throw err;
     }
