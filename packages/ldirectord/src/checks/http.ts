@@ -60,31 +60,59 @@ interface LeanPlan {
 
 const plans = new WeakMap<CheckSpec, LeanPlan | null>();
 
+/**
+ * The path and query a relative request puts on the request line, as URL parsing normalizes them:
+ * requests are few (one per virtual, usually), reals many, so each is parsed once.
+ */
+const requestPaths = new Map<string, string>();
+function requestPath(req: string): string {
+  let p = requestPaths.get(req);
+  if (p === undefined) {
+    const u = new URL(`http://h${req.startsWith('/') ? req : `/${req}`}`);
+    p = `${u.pathname}${u.search}`;
+    if (requestPaths.size < 10_000) requestPaths.set(req, p);
+  }
+  return p;
+}
+
+const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
 function leanPlan(spec: CheckSpec): LeanPlan | null {
   let plan = plans.get(spec);
   if (plan !== undefined) return plan;
   plan = null;
   if (spec.service === 'http') {
-    const target = httpTarget(spec);
-    if (target.url.protocol === 'http:') {
-      const u = target.url;
-      const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-      const head = `${spec.httpMethod} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: ${spec.httpKeepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
-      const family = net.isIP(host);
-      plan = {
-        host,
-        port: u.port ? Number(u.port) : 80,
-        head,
-        headBytes: family !== 0 && !spec.httpKeepAlive && rawHttpAvailable().ok ? Buffer.from(head, 'latin1') : undefined,
-        v6: family === 6,
-        isHead: spec.httpMethod === 'HEAD',
-        keepAlive: spec.httpKeepAlive === true,
-        idle: undefined,
-      };
+    const req = spec.request ?? '/';
+    // The common case, a relative request to an IPv4 real (the config gives addresses canonical),
+    // is planned without parsing a URL per real: at a start that is 10,000 parses.
+    if (IPV4.test(spec.host) && !/^\/?https?:\/\//i.test(req)) {
+      const hostHeader = spec.virtualHost ? spec.virtualHost.replace(/:\d+$/, '') : spec.host;
+      plan = makePlan(spec, spec.host, spec.port, requestPath(req), hostHeader, 4);
+    } else {
+      const target = httpTarget(spec);
+      if (target.url.protocol === 'http:') {
+        const u = target.url;
+        const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+        plan = makePlan(spec, host, u.port ? Number(u.port) : 80, `${u.pathname}${u.search}`, target.host, net.isIP(host));
+      }
     }
   }
   plans.set(spec, plan);
   return plan;
+}
+
+function makePlan(spec: CheckSpec, host: string, port: number, path: string, hostHeader: string, family: number): LeanPlan {
+  const head = `${spec.httpMethod} ${path} HTTP/1.1\r\nHost: ${hostHeader}\r\nUser-Agent: ${USER_AGENT}\r\nConnection: ${spec.httpKeepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
+  return {
+    host,
+    port,
+    head,
+    headBytes: family !== 0 && !spec.httpKeepAlive && rawHttpAvailable().ok ? Buffer.from(head, 'latin1') : undefined,
+    v6: family === 6,
+    isHead: spec.httpMethod === 'HEAD',
+    keepAlive: spec.httpKeepAlive === true,
+    idle: undefined,
+  };
 }
 
 export async function checkHttp(spec: CheckSpec, signal: AbortSignal): Promise<Verdict> {

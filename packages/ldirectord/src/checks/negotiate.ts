@@ -1,17 +1,5 @@
 import type { CheckSpec, Checker, ServiceName, Verdict } from './types.ts';
-import { checkDns } from './dns.ts';
-import { checkFtp } from './ftp.ts';
 import { checkHttp } from './http.ts';
-import { checkImap } from './imap.ts';
-import { checkLdap } from './ldap.ts';
-import { checkMysql } from './mysql.ts';
-import { checkNntp } from './nntp.ts';
-import { checkPgsql } from './pgsql.ts';
-import { checkPop } from './pop.ts';
-import { checkRadius } from './radius.ts';
-import { checkSimpletcp } from './simpletcp.ts';
-import { checkSip } from './sip.ts';
-import { checkSmtp } from './smtp.ts';
 
 /**
  * checktype=negotiate: one checker per service=. `none` is always up, as in ldirectord (it is the
@@ -26,6 +14,52 @@ const oracle: Checker = async () => ({
   reason: 'service=oracle is not implemented in tandem (needs Oracle client libraries); use checktype=connect or external',
   durationMs: 0,
 });
+
+/**
+ * The checkers other than http are loaded on first use: each pulls in node:tls, node:crypto or
+ * node:dgram, and a daemon (or the first-pass worker thread, first-pass.ts) that only checks http
+ * starts ~100 ms sooner without them.
+ */
+const lazy = (load: () => Promise<Checker>): Checker => {
+  let fn: Checker | undefined;
+  let loading: Promise<Checker> | undefined;
+  return (spec, signal) => {
+    if (fn) return fn(spec, signal);
+    loading ??= load().then((f) => (fn = f));
+    return loading.then((f) => f(spec, signal));
+  };
+};
+const loaders = {
+  checkDns: async (): Promise<Checker> => (await import('./dns.ts')).checkDns,
+  checkFtp: async (): Promise<Checker> => (await import('./ftp.ts')).checkFtp,
+  checkImap: async (): Promise<Checker> => (await import('./imap.ts')).checkImap,
+  checkLdap: async (): Promise<Checker> => (await import('./ldap.ts')).checkLdap,
+  checkMysql: async (): Promise<Checker> => (await import('./mysql.ts')).checkMysql,
+  checkNntp: async (): Promise<Checker> => (await import('./nntp.ts')).checkNntp,
+  checkPgsql: async (): Promise<Checker> => (await import('./pgsql.ts')).checkPgsql,
+  checkPop: async (): Promise<Checker> => (await import('./pop.ts')).checkPop,
+  checkRadius: async (): Promise<Checker> => (await import('./radius.ts')).checkRadius,
+  checkSimpletcp: async (): Promise<Checker> => (await import('./simpletcp.ts')).checkSimpletcp,
+  checkSip: async (): Promise<Checker> => (await import('./sip.ts')).checkSip,
+  checkSmtp: async (): Promise<Checker> => (await import('./smtp.ts')).checkSmtp,
+};
+const checkDns = lazy(loaders.checkDns);
+const checkFtp = lazy(loaders.checkFtp);
+const checkImap = lazy(loaders.checkImap);
+const checkLdap = lazy(loaders.checkLdap);
+const checkMysql = lazy(loaders.checkMysql);
+const checkNntp = lazy(loaders.checkNntp);
+const checkPgsql = lazy(loaders.checkPgsql);
+const checkPop = lazy(loaders.checkPop);
+const checkRadius = lazy(loaders.checkRadius);
+const checkSimpletcp = lazy(loaders.checkSimpletcp);
+const checkSip = lazy(loaders.checkSip);
+const checkSmtp = lazy(loaders.checkSmtp);
+
+/** Loads every lazily loaded checker now (the compile-cache warm-up of `ldirectord --warm-cache`). */
+export async function loadAllCheckers(): Promise<void> {
+  await Promise.all(Object.values(loaders).map((load) => load()));
+}
 
 export const NEGOTIATORS: Record<ServiceName, Checker> = {
   none,
