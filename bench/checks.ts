@@ -1,5 +1,5 @@
 // `npm run bench -- checks [--reals N] [--interval S] [--timeout S] [--runs R] [--window S]
-//                          [--mode daemon|scheduler] [--server nginx|node] [--keepalive] [--concurrency C] [--port P]`
+//                          [--starts K] [--mode daemon|scheduler] [--server nginx|node] [--keepalive] [--concurrency C] [--port P]`
 // `npm run bench -- checks --clients [--count K]`: CPU per check of each HTTP client path alone.
 //
 // Health-check throughput and detection latency of tandem's ldirectord. N-1 real servers are one
@@ -19,7 +19,7 @@
 // second, checker CPU (user+system of the checker process) per check and as a share of one core,
 // its RSS, the server's CPU per request, detection latency (victim killed → table changed, victim
 // hung → table changed; p50/p99 over --runs runs), and start → fully applied table (with the CPU
-// the checker spent on it). Nothing is asserted.
+// the checker spent on it; the median of --starts fresh checker processes). Nothing is asserted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,9 +46,11 @@ const CONCURRENCY = Number(arg('concurrency', '1024'));
 const KEEPALIVE = process.argv.includes('--keepalive');
 const PORT = Number(arg('port', '8080'));
 const SERVER = arg('server', 'nginx');
+// Start → full table is one number per start and varies by ±15 % here: it is measured this many times (fresh checker processes, the last one goes on to the steady state) and reported as the median.
+const STARTS = Math.max(1, Number(arg('starts', '5')));
 const VIP = '127.0.0.100';
 if (!(N >= 2) || !(INTERVAL_S > 0) || !(TIMEOUT_S > 0) || !['daemon', 'scheduler'].includes(MODE) || !['nginx', 'node'].includes(SERVER)) {
-  console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--mode daemon|scheduler] [--server nginx|node] [--keepalive]');
+  console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--starts K] [--mode daemon|scheduler] [--server nginx|node] [--keepalive]');
   process.exit(2);
 }
 const CLIENTS = process.argv.includes('--clients');
@@ -200,18 +202,37 @@ async function main(): Promise<void> {
     configFile = join(dir, 'ldirectord.cf');
     writeFileSync(configFile, lines.join('\n'));
   }
-  const checker = new CheckerProcess({ mode: MODE, reals: N, intervalS: INTERVAL_S, timeoutS: TIMEOUT_S, port: PORT, concurrency: CONCURRENCY, keepalive: KEEPALIVE, vip: VIP, victimKey, configFile });
-  await checker.next('ready');
-  console.log(`checker: pid ${checker.pid}, node ${DAEMON_NODE_FLAGS.join(' ') || '(no flags)'}`);
-  const serverCpu0 = nginx ? nginx.cpuUs() : 0;
-  const full = checker.next('full');
-  checker.child.send({ cmd: 'start' });
-  await Promise.race([full, sleep(Math.max(120_000, N * 30))]);
-  const startToTable = checker.fullAt - checker.startedAt;
-  const startCpuMs = (checker.fullCpuUs - checker.startCpuUs) / 1000;
-  const serverStartCpuMs = nginx ? (nginx.cpuUs() - serverCpu0) / 1000 : NaN;
-  const atFull = await checker.stats();
-  console.log(`start → all ${N} reals in the table: ${Math.round(startToTable)} ms (checker CPU ${Math.round(startCpuMs)} ms${nginx ? `, nginx CPU ≈ ${Math.round(serverStartCpuMs)} ms` : ''}; checker RSS peak so far ${Math.round(atFull.rssMax / 1048576)} MB)`);
+  const checkerArgs = { mode: MODE, reals: N, intervalS: INTERVAL_S, timeoutS: TIMEOUT_S, port: PORT, concurrency: CONCURRENCY, keepalive: KEEPALIVE, vip: VIP, victimKey, configFile };
+  const starts: { ms: number; cpuMs: number; serverCpuMs: number }[] = [];
+  let checker!: CheckerProcess;
+  let atFull!: Stats;
+  for (let k = 0; k < STARTS; k++) {
+    checker = new CheckerProcess(checkerArgs);
+    await checker.next('ready');
+    if (k === 0) console.log(`checker: pid ${checker.pid}, node ${DAEMON_NODE_FLAGS.join(' ') || '(no flags)'}`);
+    const serverCpu0 = nginx ? nginx.cpuUs() : 0;
+    const full = checker.next('full');
+    checker.child.send({ cmd: 'start' });
+    await Promise.race([full, sleep(Math.max(120_000, N * 30))]);
+    const ms = checker.fullAt - checker.startedAt;
+    const cpuMs = (checker.fullCpuUs - checker.startCpuUs) / 1000;
+    const serverCpuMs = nginx ? (nginx.cpuUs() - serverCpu0) / 1000 : NaN;
+    starts.push({ ms, cpuMs, serverCpuMs });
+    atFull = await checker.stats();
+    console.log(`start ${k + 1}/${STARTS} → all ${N} reals in the table: ${Math.round(ms)} ms (checker CPU ${Math.round(cpuMs)} ms${nginx ? `, nginx CPU ≈ ${Math.round(serverCpuMs)} ms` : ''}; checker RSS peak so far ${Math.round(atFull.rssMax / 1048576)} MB)`);
+    if (k === STARTS - 1) break;
+    // Not the last start: this checker goes, and the next one starts on a quiet machine.
+    await checker.ask({ cmd: 'stop' }, 'stopped').catch(() => undefined);
+    await Promise.race([checker.next('exit').catch(() => undefined), sleep(10_000)]);
+    victimChanges.length = 0;
+    victimInTable = false;
+    await sleep(1000);
+  }
+  const startMs = starts.map((x) => x.ms);
+  const startToTable = q(startMs, 0.5);
+  const startCpuMs = q(starts.map((x) => x.cpuMs), 0.5);
+  const serverStartCpuMs = q(starts.map((x) => x.serverCpuMs), 0.5);
+  if (STARTS > 1) console.log(`start → full table over ${STARTS} starts: median ${Math.round(startToTable)} ms, min ${Math.round(Math.min(...startMs))} ms, max ${Math.round(Math.max(...startMs))} ms`);
 
   // ---- steady state ----
   await sleep(Math.max(2000, INTERVAL_S * 2000));
@@ -335,6 +356,8 @@ async function main(): Promise<void> {
     detect_hang_p50_ms: Math.round(q(hang, 0.5)),
     detect_hang_p99_ms: Math.round(q(hang, 0.99)),
     start_to_table_ms: Math.round(startToTable),
+    start_to_table_ms_max: Math.round(Math.max(...startMs)),
+    starts: STARTS,
     start_cpu_ms: Math.round(startCpuMs),
     start_server_cpu_ms: Math.round(serverStartCpuMs),
   };
