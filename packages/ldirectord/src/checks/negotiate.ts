@@ -43,18 +43,8 @@ const loaders = {
   checkSip: async (): Promise<Checker> => (await import('./sip.ts')).checkSip,
   checkSmtp: async (): Promise<Checker> => (await import('./smtp.ts')).checkSmtp,
 };
-const checkDns = lazy(loaders.checkDns);
-const checkFtp = lazy(loaders.checkFtp);
-const checkImap = lazy(loaders.checkImap);
-const checkLdap = lazy(loaders.checkLdap);
-const checkMysql = lazy(loaders.checkMysql);
-const checkNntp = lazy(loaders.checkNntp);
-const checkPgsql = lazy(loaders.checkPgsql);
-const checkPop = lazy(loaders.checkPop);
-const checkRadius = lazy(loaders.checkRadius);
-const checkSimpletcp = lazy(loaders.checkSimpletcp);
-const checkSip = lazy(loaders.checkSip);
-const checkSmtp = lazy(loaders.checkSmtp);
+const lazyChecker = Object.fromEntries(Object.entries(loaders).map(([name, load]) => [name, lazy(load)])) as Record<keyof typeof loaders, Checker>;
+const { checkDns, checkFtp, checkImap, checkLdap, checkMysql, checkNntp, checkPgsql, checkPop, checkRadius, checkSimpletcp, checkSip, checkSmtp } = lazyChecker;
 
 /** Loads every lazily loaded checker now (the compile-cache warm-up of `ldirectord --warm-cache`). */
 export async function loadAllCheckers(): Promise<void> {
