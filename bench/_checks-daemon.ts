@@ -4,7 +4,7 @@
 // Node IPC channel (process.send), in compact messages: the moment the table first holds every
 // real, the victim's changes, and on request CPU, memory and scheduler counts.
 //
-// argv[2]: JSON { mode, reals, intervalS, timeoutS, port, concurrency, keepalive, vip, victimKey, configFile? }
+// argv[2]: JSON { mode, reals, intervalS, timeoutS, port, concurrency, offload, keepalive, vip, victimKey, configFile? }
 // Times sent to the parent are absolute milliseconds (performance.timeOrigin + performance.now()),
 // comparable across the two processes.
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
@@ -22,6 +22,8 @@ interface Opts {
   timeoutS: number;
   port: number;
   concurrency: number;
+  /** false: every first check on the main thread (the scheduler's offloadMin 0), to compare. */
+  offload: boolean;
   keepalive: boolean;
   vip: string;
   victimKey: string;
@@ -109,11 +111,11 @@ async function start(): Promise<void> {
     daemon = new LdDaemon({
       configFile: o.configFile!,
       backend,
-      checkLoop: ({ onVerdict, check, clock }) => (scheduler = new CheckScheduler({ onVerdict, check, clock, concurrency: o.concurrency })),
+      checkLoop: ({ onVerdict, check, clock }) => (scheduler = new CheckScheduler({ onVerdict, check, clock, concurrency: o.concurrency, offloadMin: o.offload ? undefined : 0 })),
     });
     await daemon.start();
   } else {
-    scheduler = new CheckScheduler({ onVerdict: schedulerVerdict, check: runCheck, concurrency: o.concurrency });
+    scheduler = new CheckScheduler({ onVerdict: schedulerVerdict, check: runCheck, concurrency: o.concurrency, offloadMin: o.offload ? undefined : 0 });
     const checks = [];
     for (let i = 0; i < o.reals; i++) {
       const address = benchAddress(i);

@@ -1,5 +1,5 @@
 // `npm run bench -- checks [--reals N] [--interval S] [--timeout S] [--runs R] [--window S]
-//                          [--starts K] [--mode daemon|scheduler] [--server nginx|node] [--keepalive] [--concurrency C] [--port P]`
+//                          [--starts K] [--mode daemon|scheduler] [--server nginx|node] [--keepalive] [--concurrency C] [--no-offload] [--port P]`
 // `npm run bench -- checks --clients [--count K]`: CPU per check of each HTTP client path alone.
 //
 // Health-check throughput and detection latency of tandem's ldirectord. N-1 real servers are one
@@ -44,13 +44,15 @@ const WINDOW_S = Number(arg('window', String(Math.max(10, 4 * INTERVAL_S))));
 const MODE = arg('mode', 'daemon');
 const CONCURRENCY = Number(arg('concurrency', '1024'));
 const KEEPALIVE = process.argv.includes('--keepalive');
+// --no-offload: the first pass stays on the checker's main thread (no first-pass worker), to compare.
+const OFFLOAD = !process.argv.includes('--no-offload');
 const PORT = Number(arg('port', '8080'));
 const SERVER = arg('server', 'nginx');
 // Start → full table is one number per start and varies by ±15 % here: it is measured this many times (fresh checker processes, the last one goes on to the steady state) and reported as the median.
 const STARTS = Math.max(1, Number(arg('starts', '5')));
 const VIP = '127.0.0.100';
 if (!(N >= 2) || !(INTERVAL_S > 0) || !(TIMEOUT_S > 0) || !['daemon', 'scheduler'].includes(MODE) || !['nginx', 'node'].includes(SERVER)) {
-  console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--starts K] [--mode daemon|scheduler] [--server nginx|node] [--keepalive]');
+  console.error('usage: npm run bench -- checks [--reals N>=2] [--interval S] [--timeout S] [--runs R] [--window S] [--starts K] [--mode daemon|scheduler] [--server nginx|node] [--keepalive] [--concurrency C] [--no-offload]');
   process.exit(2);
 }
 const CLIENTS = process.argv.includes('--clients');
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
     configFile = join(dir, 'ldirectord.cf');
     writeFileSync(configFile, lines.join('\n'));
   }
-  const checkerArgs = { mode: MODE, reals: N, intervalS: INTERVAL_S, timeoutS: TIMEOUT_S, port: PORT, concurrency: CONCURRENCY, keepalive: KEEPALIVE, vip: VIP, victimKey, configFile };
+  const checkerArgs = { mode: MODE, reals: N, intervalS: INTERVAL_S, timeoutS: TIMEOUT_S, port: PORT, concurrency: CONCURRENCY, offload: OFFLOAD, keepalive: KEEPALIVE, vip: VIP, victimKey, configFile };
   const starts: { ms: number; cpuMs: number; serverCpuMs: number }[] = [];
   let checker!: CheckerProcess;
   let atFull!: Stats;
@@ -347,6 +349,7 @@ async function main(): Promise<void> {
     rss_end_mb: Math.round(end.rss / 1048576),
     heap_mb: Math.round(s1.heapMax / 1048576),
     concurrency: CONCURRENCY,
+    offload: OFFLOAD,
     period_s_p50: Math.round(srv.p50) / 1000,
     period_s_p99: Math.round(srv.p99) / 1000,
     silent_reals: silent,
