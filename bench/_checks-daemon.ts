@@ -147,6 +147,8 @@ process.on('message', (msg: { cmd: string; file?: string }) => {
       send({ t: 'ok' });
       break;
     case 'memory': {
+      // With BENCH_NODE_FLAGS=--expose-gc the figures are of live objects only.
+      (globalThis as { gc?: () => void }).gc?.();
       // Where the RSS is: V8's spaces (committed), Node's external memory, and the kernel's view.
       const spaces = Object.fromEntries(getHeapSpaceStatistics().map((x) => [x.space_name, { committedMb: +(x.physical_space_size / 1048576).toFixed(1), usedMb: +(x.space_used_size / 1048576).toFixed(1) }]));
       const status = readFileSync('/proc/self/status', 'utf8').split('\n').filter((l) => /^(VmRSS|RssAnon|RssFile|VmHWM|Threads)/.test(l)).join('; ');
