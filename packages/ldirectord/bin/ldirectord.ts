@@ -1,5 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
-// (the flags are DAEMON_NODE_FLAGS of src/node-flags.ts)
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=4 --heap-growing-percent=50
+// (the flags are DAEMON_NODE_FLAGS, the arena count DAEMON_MALLOC_ARENA_MAX of src/node-flags.ts)
 // `ldirectord`: see packages/ldirectord/src/cli.ts and README.md.
 import { main } from '../src/cli.ts';
 

@@ -8,18 +8,19 @@ import { execa, type ResultPromise } from 'execa';
 import { controlRequest, processAlive, readPidFile, runCommand, type RunResult } from '@tandem/core';
 import { tableLines } from './replay-support.ts';
 import { FIXTURES } from '../../../test/fixtures/paths.ts';
-import { COMPILE_CACHE_DIR, DAEMON_NODE_FLAGS } from '../src/node-flags.ts';
+import { COMPILE_CACHE_DIR, DAEMON_MALLOC_ARENA_MAX, DAEMON_NODE_FLAGS } from '../src/node-flags.ts';
 import { waitFor } from '../../../test/lab/ports.ts';
 
 const BIN = fileURLToPath(new URL('../bin/ldirectord.ts', import.meta.url));
 
 describe('ldirectord launchers', () => {
-  it('the shebang of bin/ldirectord.ts and the sh launcher bin/ldirectord pass exactly DAEMON_NODE_FLAGS (the launcher also the compile cache)', () => {
+  it('the shebang of bin/ldirectord.ts and the sh launcher bin/ldirectord pass exactly DAEMON_NODE_FLAGS and DAEMON_MALLOC_ARENA_MAX (the launcher also the compile cache)', () => {
     const shebang = readFileSync(BIN, 'utf8').split('\n')[0]!;
-    assert.equal(shebang, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`);
+    assert.equal(shebang, `#!/usr/bin/env -S MALLOC_ARENA_MAX=${DAEMON_MALLOC_ARENA_MAX} node ${DAEMON_NODE_FLAGS.join(' ')}`);
     const sh = readFileSync(fileURLToPath(new URL('../bin/ldirectord', import.meta.url)), 'utf8');
     assert.match(sh, /^: "\$\{NODE_COMPILE_CACHE:=\$here\/\.\.\/\.\.\/\.\.\/node_modules\/\.cache\/tandem-compile\}"$/m);
     assert.match(sh, new RegExp(`^flags="${DAEMON_NODE_FLAGS.join(' ')}"$`, 'm'));
+    assert.match(sh, new RegExp(`^: "\\$\\{MALLOC_ARENA_MAX:=${DAEMON_MALLOC_ARENA_MAX}\\}"\nexport MALLOC_ARENA_MAX$`, 'm'));
     assert.match(sh, /^exec "\$node" \$flags "\$here\/ldirectord\.ts" "\$@"$/m);
     assert.match(sh, /^ {4}"\$node" \$flags "\$here\/ldirectord\.ts" --warm-cache /m);
   });
@@ -169,6 +170,8 @@ virtual=127.0.0.100:80
     // ... and with Node's compile cache (no TypeScript stripper in memory from the second start on).
     const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     assert.ok(environ.includes(`NODE_COMPILE_CACHE=${process.env.NODE_COMPILE_CACHE ?? COMPILE_CACHE_DIR}`), 'NODE_COMPILE_CACHE not passed to the daemon');
+    // ... and with one malloc arena (the first-pass worker's memory does not stay behind).
+    assert.ok(environ.includes(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? DAEMON_MALLOC_ARENA_MAX}`), 'MALLOC_ARENA_MAX not passed to the daemon');
 
     const st = await ld([...opts, f, 'status']);
     assert.equal(st.exitCode, 0);

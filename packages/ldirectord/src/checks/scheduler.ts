@@ -110,14 +110,16 @@ const IDENTITY_KEYS = Object.keys(IDENTITY_FIELDS) as (keyof CheckSpec)[];
  */
 export function checkIdentity(spec: CheckSpec): string {
   const external = spec.checktype === 'external' || spec.checktype === 'external-perl';
-  let id = '';
+  const parts: string[] = [];
   for (const k of IDENTITY_KEYS) {
     if (!external && !IDENTITY_FIELDS[k]) continue;
     const v = spec[k];
     if (v === undefined) continue;
-    id += `${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}\u0001`;
+    parts.push(`${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
   }
-  return id;
+  // join makes one flat string; appending with += would keep each identity (a Map key for the
+  // real's life) as a tree of ~20 string pieces, ~1 KB per real instead of ~200 bytes.
+  return parts.join('\u0001');
 }
 
 export class CheckScheduler {
