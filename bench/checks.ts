@@ -1,6 +1,7 @@
 // `npm run bench -- checks [--reals N] [--interval S] [--timeout S] [--runs R] [--window S]
 //                          [--starts K] [--mode daemon|scheduler] [--server nginx|node] [--keepalive] [--concurrency C] [--no-offload] [--port P]`
 // `npm run bench -- checks --clients [--count K]`: CPU per check of each HTTP client path alone.
+// `npm run bench -- checks --floor [--reals N] [--starts K]`: the first pass with no ldirectord (rawExchange alone, 1 and 2 threads).
 //
 // Health-check throughput and detection latency of tandem's ldirectord. N-1 real servers are one
 // nginx process (bench/_checks-nginx.ts; `--server node`: Node processes, bench/_checks-server.ts)
@@ -56,6 +57,7 @@ if (!(N >= 2) || !(INTERVAL_S > 0) || !(TIMEOUT_S > 0) || !['daemon', 'scheduler
   process.exit(2);
 }
 const CLIENTS = process.argv.includes('--clients');
+const FLOOR = process.argv.includes('--floor');
 if (KEEPALIVE && MODE !== 'scheduler') {
   console.error('--keepalive needs --mode scheduler (ldirectord.cf has no directive for it)');
   process.exit(2);
@@ -420,7 +422,41 @@ async function clients(): Promise<void> {
   process.exit(0);
 }
 
-(CLIENTS ? clients() : main()).catch((err) => {
+/**
+ * `--floor`: what the first pass costs with no ldirectord at all (bench/_checks-floor.ts): N
+ * exchanges on fresh connections against the same nginx, in a fresh process with the daemon's
+ * flags, on one thread and on two (the worker's start included), --starts times each; medians.
+ * The figure start → full table is compared with: the daemon cannot be faster than this.
+ */
+async function floor(): Promise<void> {
+  await ensureDebianPackages(['nginx-light']);
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-floor-'));
+  cleanupDirs.push(dir);
+  const nginx = await startNginx(dir, Array.from({ length: N }, (_, i) => benchAddress(i)), PORT);
+  children.add(nginx.pid);
+  console.log(`floor: ${N} plain-http exchanges on fresh connections (rawExchange alone), one per address, concurrency ${CONCURRENCY}, nginx pid ${nginx.pid}; ${STARTS} fresh processes per row`);
+  const floorFile = join(here, '_checks-floor.ts');
+  const rows: Record<string, number> = {};
+  for (const threads of [1, 2]) {
+    const runs: { ms: number; cpuMs: number; nginxMs: number }[] = [];
+    for (let k = 0; k < STARTS; k++) {
+      const n0 = nginx.cpuUs();
+      const r = await execaNode(floorFile, [JSON.stringify({ n: N, port: PORT, concurrency: CONCURRENCY, threads })], { nodeOptions: [...DAEMON_NODE_FLAGS], env: daemonEnv(process.env) as NodeJS.ProcessEnv, reject: false });
+      if (r.exitCode !== 0) throw new Error(`floor run failed: ${r.stderr || r.stdout}`);
+      const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; cpuMs: number };
+      runs.push({ ...m, nginxMs: (nginx.cpuUs() - n0) / 1000 });
+      await sleep(1000);
+    }
+    const ms = q(runs.map((x) => x.ms), 0.5);
+    console.log(`${threads} thread(s): median ${Math.round(ms)} ms (runs ${runs.map((x) => Math.round(x.ms)).join(', ')}), client CPU ${Math.round(q(runs.map((x) => x.cpuMs), 0.5))} ms, nginx CPU ≈ ${Math.round(q(runs.map((x) => x.nginxMs), 0.5))} ms`);
+    rows[`floor_${threads}thread_ms`] = Math.round(ms);
+  }
+  nginx.stop();
+  console.log(`RESULT ${JSON.stringify({ reals: N, concurrency: CONCURRENCY, starts: STARTS, ...rows })}`);
+  process.exit(0);
+}
+
+(CLIENTS ? clients() : FLOOR ? floor() : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });
