@@ -14,14 +14,16 @@ function asStored(s: VirtualService): VirtualService {
   } catch {
     return s;
   }
-  const reals = s.reals.map((r) => {
-    try {
-      return normalizeReal(svc, r);
-    } catch {
-      return r;
-    }
-  });
-  return { ...svc, reals };
+  return { ...svc, reals: s.reals.map((r) => storedReal(svc, r)) };
+}
+
+/** One real as the table will store it (asStored for one entry); an entry the table would refuse is left as given. */
+function storedReal(svc: ServiceKey, r: RealServer): RealServer {
+  try {
+    return normalizeReal(svc, r);
+  } catch {
+    return r;
+  }
 }
 
 function serviceAttrsDiffer(a: VirtualService, b: VirtualService): boolean {
@@ -149,14 +151,6 @@ function storedService(s: VirtualService): VirtualService {
     storedServices.set(s, out);
   }
   return out;
-}
-
-function storedReal(svc: ServiceKey, r: RealServer): RealServer {
-  try {
-    return normalizeReal(svc, r);
-  } catch {
-    return r;
-  }
 }
 
 /**
