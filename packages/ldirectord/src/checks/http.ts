@@ -75,8 +75,6 @@ function requestPath(req: string): string {
   return p;
 }
 
-const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
-
 function leanPlan(spec: CheckSpec): LeanPlan | null {
   let plan = plans.get(spec);
   if (plan !== undefined) return plan;
@@ -85,7 +83,7 @@ function leanPlan(spec: CheckSpec): LeanPlan | null {
     const req = spec.request ?? '/';
     // The common case, a relative request to an IPv4 real (the config gives addresses canonical),
     // is planned without parsing a URL per real: at a start that is 10,000 parses.
-    if (IPV4.test(spec.host) && !/^\/?https?:\/\//i.test(req)) {
+    if (net.isIPv4(spec.host) && !/^\/?https?:\/\//i.test(req)) {
       const hostHeader = spec.virtualHost ? spec.virtualHost.replace(/:\d+$/, '') : spec.host;
       plan = makePlan(spec, spec.host, spec.port, requestPath(req), hostHeader, 4);
     } else {
