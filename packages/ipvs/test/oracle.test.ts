@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { Counters, RealStats, TableStats } from '@tandem/ipvs';
 import { IpvsDaemon, realId, serviceId } from '@tandem/ipvs';
 import { type CliRun, type RealIpvsadm, cli, realIpvsadm, stubDataplane } from './helpers.ts';
+import { seededRandom } from '@tandem/core/random';
 
 /**
  * tandem-ipvsadm side by side with Debian's ipvsadm 1.31. The real tool runs over a fake kernel
@@ -216,18 +217,6 @@ function same(real: CliRun, ours: CliRun, what: string): void {
   assert.deepEqual({ code: ours.code, stdout: ours.stdout, stderr: ours.stderr }, { code: real.code, stdout: real.stdout, stderr: real.stderr }, what);
 }
 
-/** A small deterministic PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('tandem-ipvsadm against Debian ipvsadm 1.31 (real tool over a fake kernel)', function () {
   this.timeout(120_000);
   let real: RealIpvsadm | undefined;
@@ -266,7 +255,7 @@ describe('tandem-ipvsadm against Debian ipvsadm 1.31 (real tool over a fake kern
   });
 
   it('lists random tables identically in every format (order, widths, flags, counters)', async () => {
-    const rnd = prng(20261122);
+    const rnd = seededRandom(20261122);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const nets = ['1.2.3.', '10.0.0.', '127.0.0.', '172.16.5.', '192.168.122.', '200.1.1.', '224.0.0.', '255.255.255.'];
     const big = () => pick([0, 1, 999, 99999999, 100000000, 999999999, 1000000000, 4294967295]);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { StoredTable, applyOps, diffTables, normalizeTable, serviceId, sortedTable, type IpvsOp, type IpvsTable, type ServiceKey } from '@tandem/ipvs';
 import { Policy, parseConfig, type Decision, type LdConfig, type Verdict } from '@tandem/ldirectord';
+import { seededRandom } from '@tandem/core/random';
 
 // The daemon's reconciles between heal passes diff only the entries the policy says changed
 // (Policy.takeChanges → StoredTable.diffEntries) and update the confirmed table in place. These
@@ -55,18 +56,6 @@ virtual=127.0.0.102:80
 /** Someone else's service in the table: never owned, never touched. */
 const FOREIGN: IpvsTable = { services: [{ protocol: 'tcp', address: '127.0.0.250', port: 80, scheduler: 'rr', reals: [{ address: '127.0.0.251', port: 80, forwarding: 'gate', weight: 1 }] }] };
 
-/** A small seeded generator (mulberry32), so that a failing run can be replayed by its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** As the daemon's afterApply: the desired services, and those of `actual` neither desired nor owned. */
 function afterApply(actual: IpvsTable, desired: IpvsTable, owns: (k: ServiceKey) => boolean): IpvsTable {
   const ids = new Set(desired.services.map((s) => serviceId(s)));
@@ -98,7 +87,7 @@ function tamper(t: IpvsTable, pick: <T>(xs: readonly T[]) => T): IpvsTable {
 }
 
 function run(seed: number, readd: 'yes' | 'no', steps: number): { trusted: number; ops: number } {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const config = cfg(CONFIG(readd));
   const inc = new Policy(config); // the daemon's path now

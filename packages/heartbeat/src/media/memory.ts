@@ -5,7 +5,11 @@
  * deterministic; with realClock it behaves like a real (asynchronous) network.
  */
 import { realClock, type Clock } from '@tandem/core';
+import { seededRandom } from '@tandem/core/random';
 import type { Medium, Received } from '../types.ts';
+
+// Re-exported: the media index and the fuzz test take it from here.
+export { seededRandom };
 
 export interface LinkConditions {
   /** Probability 0..1 that a copy is lost. */
@@ -19,17 +23,6 @@ interface Port {
   node: string;
   link: string;
   deliver: ((r: Received) => void) | undefined;
-}
-
-/** mulberry32: a seeded generator that gives the same sequence on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class MemoryNetwork {
